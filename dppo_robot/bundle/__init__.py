@@ -1,0 +1,1 @@
+"""Policy bundles: a directory with bundle.yaml (manifest) and policy.onnx (the whole chain)."""

@@ -1,0 +1,13 @@
+"""Errors of the inference runtime; each message names the bundle file, input or field at fault."""
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be loaded: missing or tampered files, inconsistent manifest."""
+
+
+class BundleMismatchError(BundleError):
+    """A bundle whose spec does not match what the caller provides or expects."""
+
+
+class ObservationError(ValueError):
+    """An observation (or image) of the wrong shape or dtype, or with non-finite values."""

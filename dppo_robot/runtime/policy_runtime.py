@@ -1,0 +1,205 @@
+"""Load a policy bundle, verify it, and turn observation histories into action chunks.
+
+Shapes: obs [To, Do] or [B, To, Do] float32 env units; images[camera] [To, 3, H, W] or
+[B, To, 3, H, W] uint8; noise [B, S, Tp, Da] (drawn when not given) -> actions [B, Tp, Da]
+(or [Tp, Da] for an unbatched call) in environment units.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from dppo_robot.bundle.manifest import BundleManifest, read_manifest
+from dppo_robot.checkpoint import file_sha256
+from dppo_robot.runtime.errors import BundleError, BundleMismatchError, ObservationError
+from dppo_robot.runtime.providers import resolve_providers
+from dppo_robot.typed_config import ConfigError
+
+
+@dataclass
+class RuntimeConfig:
+    """How to run a bundle."""
+
+    providers: list[str] = field(default_factory=lambda: ["auto"])  # or e.g. ["cuda", "cpu"]
+    intra_op_threads: int = 1  # 0 lets onnxruntime pick
+    warmup_iters: int = 3
+    verify_sha256: bool = True
+
+    def validate(self) -> None:
+        if self.intra_op_threads < 0:
+            raise ValueError("intra_op_threads must be >= 0")
+        if self.warmup_iters < 0:
+            raise ValueError("warmup_iters must be >= 0")
+
+
+def verify_files(bundle_dir: Path, manifest: BundleManifest) -> None:
+    """Every file named in the manifest exists and has its recorded sha256."""
+    for name, digest in manifest.files.items():
+        path = bundle_dir / name
+        if not path.is_file():
+            raise BundleError(f"{path}: file listed in {bundle_dir / 'bundle.yaml'} is missing")
+        actual = file_sha256(path)
+        if actual != digest:
+            raise BundleError(
+                f"{path}: sha256 {actual[:16]}... does not match bundle.yaml ({digest[:16]}...); "
+                "the file was modified or corrupted"
+            )
+
+
+class PolicyRuntime:
+    """An onnxruntime session over a verified bundle."""
+
+    def __init__(self, bundle_dir: str | Path, config: RuntimeConfig | None = None) -> None:
+        self.bundle_dir = Path(bundle_dir)
+        self.config = config or RuntimeConfig()
+        try:
+            self.manifest = read_manifest(self.bundle_dir)
+        except ConfigError as e:
+            raise BundleError(str(e)) from None
+        if self.config.verify_sha256:
+            verify_files(self.bundle_dir, self.manifest)
+        m = self.manifest
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.config.intra_op_threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.providers = resolve_providers(self.config.providers)
+        onnx_path = self.bundle_dir / m.onnx.file
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), opts, providers=self.providers)
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise BundleError(f"{onnx_path}: onnxruntime cannot load the graph: {e}") from None
+        self._check_graph_io()
+        self.noise_steps = m.sampler.noise_steps
+        self._rng = np.random.default_rng()
+        self.last_latency_s = float("nan")
+        for _ in range(self.config.warmup_iters):
+            self.predict(np.broadcast_to(self._mid_obs(), (m.cond_steps, m.obs_dim)).copy(), self._blank_images())
+
+    # ----------------------------------------------------------------- checks
+    def _check_graph_io(self) -> None:
+        m = self.manifest
+        got = {i.name: i for i in self.session.get_inputs()}
+        want = {t.name: t for t in m.onnx.inputs}
+        if set(got) != set(want):
+            raise BundleError(
+                f"{self.bundle_dir / m.onnx.file}: graph inputs {sorted(got)} differ from bundle.yaml onnx.inputs "
+                f"{sorted(want)}"
+            )
+        dtypes = {"float32": "tensor(float)", "uint8": "tensor(uint8)"}
+        for name, spec in want.items():
+            if got[name].type != dtypes[spec.dtype]:
+                raise BundleError(f"{self.bundle_dir}: graph input '{name}' is {got[name].type}, manifest says {spec.dtype}")
+            fixed = [d for d in got[name].shape[1:]]
+            if fixed != list(spec.shape[1:]):
+                raise BundleError(
+                    f"{self.bundle_dir}: graph input '{name}' has shape {got[name].shape}, manifest says {spec.shape}"
+                )
+        self._expected = {n: (tuple(s.shape[1:]), s.dtype) for n, s in want.items()}
+
+    def check_compatible(
+        self,
+        obs_names: list[str] | None = None,
+        action_names: list[str] | None = None,
+        cameras: list[str] | None = None,
+        control_hz: float | None = None,
+        source: str = "caller",
+    ) -> None:
+        """Raise BundleMismatchError naming both sides when the caller's layout differs from the bundle's."""
+        m = self.manifest
+        checks = [
+            ("observation slices", [s.name for s in m.obs_spec], obs_names),
+            ("action slices", [s.name for s in m.action_spec], action_names),
+            ("cameras", [c.name for c in m.cameras], cameras),
+        ]
+        for what, ours, theirs in checks:
+            if theirs is not None and list(theirs) != ours:
+                missing = [n for n in ours if n not in theirs]
+                extra = [n for n in theirs if n not in ours]
+                raise BundleMismatchError(
+                    f"{what} of bundle '{m.name}' ({self.bundle_dir}) are {ours}; {source} provides {list(theirs)}"
+                    + (f"; missing {missing}" if missing else "")
+                    + (f"; not in bundle {extra}" if extra else "")
+                )
+        if control_hz is not None and abs(control_hz - m.control_hz) > 1e-6:
+            raise BundleMismatchError(
+                f"bundle '{m.name}' ({self.bundle_dir}) runs at control_hz={m.control_hz}; {source} runs at {control_hz}"
+            )
+
+    # ----------------------------------------------------------------- inference
+    def _mid_obs(self) -> np.ndarray:
+        n = self.manifest.normalization
+        return ((np.asarray(n.obs_min) + np.asarray(n.obs_max)) / 2).astype(np.float32)
+
+    def _blank_images(self) -> dict[str, np.ndarray]:
+        m = self.manifest
+        return {c.name: np.zeros((m.cond_steps, 3, c.height, c.width), np.uint8) for c in m.cameras}
+
+    def _as_batch(self, name: str, value: np.ndarray, batched: bool | None) -> tuple[np.ndarray, bool]:
+        shape, dtype = self._expected[name]
+        arr = np.asarray(value)
+        if arr.dtype != np.dtype(dtype):
+            if dtype == "float32" and arr.dtype.kind == "f":
+                arr = arr.astype(np.float32)
+            else:
+                raise ObservationError(f"input '{name}' has dtype {arr.dtype}; bundle '{self.manifest.name}' expects {dtype}")
+        if arr.shape == shape:
+            arr, is_batched = arr[None], False
+        elif arr.ndim == len(shape) + 1 and arr.shape[1:] == shape:
+            is_batched = True
+        else:
+            raise ObservationError(
+                f"input '{name}' has shape {arr.shape}; bundle '{self.manifest.name}' expects {list(shape)} "
+                f"or [B, {', '.join(map(str, shape))}]"
+            )
+        if batched is not None and is_batched != batched:
+            raise ObservationError(f"input '{name}' is {'' if is_batched else 'un'}batched unlike 'obs'")
+        return np.ascontiguousarray(arr), is_batched
+
+    def predict(
+        self,
+        obs: np.ndarray,
+        images: dict[str, np.ndarray] | None = None,
+        noise: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """One chain: obs history (+ images) -> action chunk, environment units."""
+        m = self.manifest
+        obs_b, batched = self._as_batch("obs", obs, None)
+        bad = ~np.isfinite(obs_b)
+        if bad.any():
+            idx = np.argwhere(bad)[0]
+            dim = int(idx[-1])
+            names = [s.name for s in m.obs_spec if s.start <= dim < s.start + s.size]
+            raise ObservationError(
+                f"observation has non-finite values (first at history step {int(idx[-2])}, dim {dim}"
+                f"{', slice ' + repr(names[0]) if names else ''}); bundle '{m.name}' refuses to act on it"
+            )
+        b = obs_b.shape[0]
+        feeds = {"obs": obs_b}
+        images = images or {}
+        want_cams = [c.name for c in m.cameras]
+        if sorted(images) != sorted(want_cams):
+            raise ObservationError(f"bundle '{m.name}' needs images from cameras {want_cams}; got {sorted(images)}")
+        for cam, img in images.items():
+            arr, _ = self._as_batch(f"image_{cam}", img, batched)
+            if arr.shape[0] != b:
+                raise ObservationError(f"image '{cam}' has batch {arr.shape[0]}, obs has {b}")
+            feeds[f"image_{cam}"] = arr
+        if noise is None:
+            gen = rng or self._rng
+            noise = gen.standard_normal((b, self.noise_steps, m.horizon_steps, m.action_dim), dtype=np.float32)
+        else:
+            noise, _ = self._as_batch("noise", noise, True)
+            if noise.shape[0] != b:
+                raise ObservationError(f"noise has batch {noise.shape[0]}, obs has {b}")
+        feeds["noise"] = noise
+        t0 = time.perf_counter()
+        (actions,) = self.session.run(["actions"], feeds)
+        self.last_latency_s = time.perf_counter() - t0
+        return actions if batched else actions[0]

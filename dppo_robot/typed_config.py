@@ -1,0 +1,153 @@
+"""Strict loading of typed dataclass configs from YAML.
+
+Unknown or misspelled keys, wrong types and failed validation are errors that name the file
+and the dotted field path (with a did-you-mean suggestion for misspellings). Dataclasses may
+define `validate(self)` raising ValueError; it runs after loading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be loaded; the message names the source and the field."""
+
+
+def _where(source: str, path: str) -> str:
+    return f"{source}: field '{path}'" if path else source
+
+
+def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Union or origin is types.UnionType:
+        args = get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"{_where(source, path)}: must not be null")
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(a, value, source, path)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{_where(source, path)}: {value!r} matches none of {tp}")
+    if origin is typing.Literal:
+        if value not in get_args(tp):
+            choices = ", ".join(repr(a) for a in get_args(tp))
+            raise ConfigError(f"{_where(source, path)}: {value!r} is not one of {choices}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, source, path)
+    if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{_where(source, path)}: expected a list, got {type(value).__name__} {value!r}")
+        args = get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{_where(source, path)}: expected {len(args)} items, got {len(value)}")
+            return tuple(_convert(a, v, source, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        item = args[0] if args else Any
+        out = [_convert(item, v, source, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{_where(source, path)}: expected a mapping, got {type(value).__name__}")
+        args = get_args(tp)
+        vt = args[1] if args else Any
+        return {str(k): _convert(vt, v, source, f"{path}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{_where(source, path)}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{_where(source, path)}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{_where(source, path)}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{_where(source, path)}: expected a string, got {value!r}")
+        return value
+    if tp is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"{_where(source, path)}: expected a path string, got {value!r}")
+        return Path(value)
+    raise ConfigError(f"{_where(source, path)}: unsupported field type {tp}")
+
+
+def from_dict(cls: type[T], data: Any, source: str = "<config>", path: str = "") -> T:
+    """Build dataclass `cls` from a mapping, strictly; errors name source and field path."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{_where(source, path)}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in fields:
+            hint = difflib.get_close_matches(str(key), list(fields), n=1)
+            sug = f"; did you mean '{hint[0]}'?" if hint else f"; known fields: {', '.join(fields)}"
+            full = f"{path}.{key}" if path else str(key)
+            raise ConfigError(f"{source}: unknown field '{full}'{sug}")
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], source, sub)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{source}: missing required field '{sub}'")
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        try:
+            validate()
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise ConfigError(f"{_where(source, path) if path else source}: {e}") from None
+    return obj
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    """Load a dataclass config from a YAML file, strictly."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    return from_dict(cls, data, str(path))
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass (nested) as plain YAML-safe data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
