@@ -1,0 +1,92 @@
+"""The `dppo-robot` command: one subcommand per job, each a thin call into the core.
+
+Errors that come from bad input (a config, a checkpoint, a bundle) print one clear line and
+exit with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+
+# subcommand path -> (module, help). Modules are imported lazily so `dppo-robot --help` is fast
+# and a subcommand's heavy imports (torch, onnxruntime, mujoco) load only when it runs.
+COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("demo",): ("dppo_robot.demo", "run the main job on the bundled default (export and infer a policy)"),
+    ("export",): ("dppo_robot.bundle.export", "turn a dppo_robot checkpoint into a verified policy bundle"),
+    ("import-dppo",): ("dppo_robot.bundle.import_dppo", "turn a reference DPPO checkpoint into a policy bundle"),
+    ("bundle", "info"): ("dppo_robot.bundle.info", "describe a policy bundle and verify its files"),
+    ("bench", "inference"): ("dppo_robot.bench.inference", "time the DDIM/DDPM chain: torch vs ONNX Runtime"),
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean bad input rather than a bug."""
+    errors: list[type[BaseException]] = [FileNotFoundError]
+    for mod, name in (
+        ("dppo_robot.typed_config", "ConfigError"),
+        ("dppo_robot.checkpoint", "CheckpointError"),
+        ("dppo_robot.runtime.errors", "BundleError"),
+        ("dppo_robot.runtime.errors", "ObservationError"),
+        ("dppo_robot.bundle.export", "ExportError"),
+    ):
+        try:
+            errors.append(getattr(importlib.import_module(mod), name))
+        except (ImportError, AttributeError):
+            pass
+    try:
+        errors.append(importlib.import_module("dppo_robot.bundle.import_dppo").ImportDppoError)
+    except (ImportError, AttributeError):
+        pass
+    return tuple(errors)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[tuple[str, ...], argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(
+        prog="dppo-robot", description="DPPO diffusion policies: fine-tune in sim, export, deploy, evaluate."
+    )
+    from dppo_robot import __version__
+
+    parser.add_argument("--version", action="version", version=f"dppo-robot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    leaves: dict[tuple[str, ...], argparse.ArgumentParser] = {}
+    for path, (_, help_text) in COMMANDS.items():
+        if len(path) == 1:
+            leaves[path] = sub.add_parser(path[0], help=help_text, description=help_text)
+            continue
+        if path[0] not in groups:
+            g = sub.add_parser(path[0], help=f"{path[0]} subcommands")
+            groups[path[0]] = g.add_subparsers(dest=f"{path[0]}_command", metavar="SUBCOMMAND", required=True)
+        leaves[path] = groups[path[0]].add_parser(path[1], help=help_text, description=help_text)
+    return parser, leaves
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, leaves = build_parser()
+    # Only the chosen subcommand's module is imported to add its arguments.
+    chosen = None
+    for path in COMMANDS:
+        if argv[: len(path)] == list(path):
+            chosen = path
+    if chosen is not None:
+        module = importlib.import_module(COMMANDS[chosen][0])
+        module.add_arguments(leaves[chosen])
+        leaves[chosen].set_defaults(_run=module.run)
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args._run
+    try:
+        return int(run(args) or 0)
+    except KeyboardInterrupt:
+        print("dppo-robot: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as e:
+        print(f"dppo-robot {' '.join(chosen or ())}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
