@@ -11,3 +11,7 @@ class BundleMismatchError(BundleError):
 
 class ObservationError(ValueError):
     """An observation (or image) of the wrong shape or dtype, or with non-finite values."""
+
+
+class ProviderError(ValueError):
+    """An execution provider that was asked for but is not available in this onnxruntime build."""

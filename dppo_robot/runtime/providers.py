@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import onnxruntime as ort
 
+from dppo_robot.runtime.errors import ProviderError
+
 PREFERENCE = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 ALIASES = {
     "tensorrt": "TensorrtExecutionProvider",
@@ -29,7 +31,7 @@ def resolve_providers(requested: list[str] | None, available: list[str] | None =
         for r in requested:
             name = ALIASES.get(r.lower(), r)
             if name not in available:
-                raise ValueError(
+                raise ProviderError(
                     f"execution provider {r!r} is not available in this onnxruntime build; "
                     f"available: {available} (install onnxruntime-gpu for CUDA/TensorRT)"
                 )
