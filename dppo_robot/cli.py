@@ -7,6 +7,7 @@ exit with status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Callable
@@ -33,14 +34,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("dppo_robot.runtime.errors", "ProviderError"),
         ("dppo_robot.bundle.export", "ExportError"),
     ):
-        try:
+        with contextlib.suppress(ImportError, AttributeError):
             errors.append(getattr(importlib.import_module(mod), name))
-        except (ImportError, AttributeError):
-            pass
-    try:
-        errors.append(importlib.import_module("dppo_robot.bundle.import_dppo").ImportDppoError)
-    except (ImportError, AttributeError):
-        pass
     return tuple(errors)
 
 

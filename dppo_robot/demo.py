@@ -140,10 +140,14 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("BC steps", str(summary["bc_steps"]))
-    table.add_row("BC loss (first 50 -> last 50 steps)", f"{summary['bc_loss_first50']:.4f} -> {summary['bc_loss_last50']:.4f}")
+    table.add_row(
+        "BC loss (first 50 -> last 50 steps)", f"{summary['bc_loss_first50']:.4f} -> {summary['bc_loss_last50']:.4f}"
+    )
     for b, d in summary["export_max_abs_diff"].items():
         table.add_row(f"ONNX vs torch max |diff|, batch {b}", f"{d:.2e}")
-    table.add_row("runtime latency p50 / p99 (ms, batch 1)", f"{summary['runtime_p50_ms']:.2f} / {summary['runtime_p99_ms']:.2f}")
+    table.add_row(
+        "runtime latency p50 / p99 (ms, batch 1)", f"{summary['runtime_p50_ms']:.2f} / {summary['runtime_p99_ms']:.2f}"
+    )
     table.add_row(
         "held-out max |action - expert| (median, m)",
         f"{summary['held_out_max_abs_err_m_median']:.4f} (mean |action| {summary['expert_step_scale_m']:.4f})",

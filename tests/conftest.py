@@ -19,11 +19,19 @@ from dppo_robot.model.policy_factory import build_diffusion_policy
 # Small versions of the reference architectures (same structure, fewer units).
 SMALL_DENOISERS = {
     "mlp": DenoiserConfig(kind="mlp", mlp_dims=[64, 64, 64], time_dim=8, cond_mlp_dims=[32, 16]),
-    "residual_ln": DenoiserConfig(kind="mlp", mlp_dims=[64, 64, 64], time_dim=8, residual_style=True, use_layernorm=True),
+    "residual_ln": DenoiserConfig(
+        kind="mlp", mlp_dims=[64, 64, 64], time_dim=8, residual_style=True, use_layernorm=True
+    ),
     "unet1d": DenoiserConfig(kind="unet1d", unet_dim=16, dim_mults=[1, 2], n_groups=8, diffusion_step_embed_dim=8),
     "vit": DenoiserConfig(
-        kind="vit_mlp", mlp_dims=[64, 64, 64], time_dim=8, residual_style=True, embed_dim=32, spatial_emb=16,
-        vit_heads=2, patch_size=8,
+        kind="vit_mlp",
+        mlp_dims=[64, 64, 64],
+        time_dim=8,
+        residual_style=True,
+        embed_dim=32,
+        spatial_emb=16,
+        vit_heads=2,
+        patch_size=8,
     ),
 }
 
@@ -35,11 +43,15 @@ def small_spec(obs_dim: int = 5, action_dim: int = 3, camera: bool = False) -> I
     return IOSpec(obs, act, 10.0, cams)
 
 
-def small_norm(obs_dim: int = 5, action_dim: int = 3, obs_eps: float = 0.0, obs_clip: float | None = 5.0) -> Normalization:
+def small_norm(
+    obs_dim: int = 5, action_dim: int = 3, obs_eps: float = 0.0, obs_clip: float | None = 5.0
+) -> Normalization:
     rng = np.random.default_rng(7)
     omin = rng.uniform(-2, 0, obs_dim)
     amin = rng.uniform(-1, 0, action_dim)
-    return Normalization(omin, omin + rng.uniform(0.5, 3, obs_dim), amin, amin + rng.uniform(0.2, 2, action_dim), obs_eps, obs_clip)
+    return Normalization(
+        omin, omin + rng.uniform(0.5, 3, obs_dim), amin, amin + rng.uniform(0.2, 2, action_dim), obs_eps, obs_clip
+    )
 
 
 def small_config(kind: str = "mlp", ddim: bool = True, ft: int = 0, cond_steps: int = 2) -> PolicyConfig:

@@ -14,7 +14,6 @@ from pathlib import Path
 import onnxruntime as ort
 
 from dppo_robot.bundle.manifest import (
-    MANIFEST_NAME,
     ONNX_NAME,
     SCHEMA_VERSION,
     BundleManifest,

@@ -19,7 +19,8 @@ def describe(m: BundleManifest) -> list[str]:
         f"rate        {m.control_hz:g} Hz; one chunk covers {m.act_steps / m.control_hz:.3f} s of execution",
         f"sampler     {s.type} K={s.denoising_steps} t={s.timesteps} noise input S={s.noise_steps}",
         "obs         " + ", ".join(f"{x.name}[{x.size}]{'(' + x.units + ')' if x.units else ''}" for x in m.obs_spec),
-        "action      " + ", ".join(f"{x.name}[{x.size}]{'(' + x.units + ')' if x.units else ''}" for x in m.action_spec),
+        "action      "
+        + ", ".join(f"{x.name}[{x.size}]{'(' + x.units + ')' if x.units else ''}" for x in m.action_spec),
     ]
     if m.cameras:
         lines.append("cameras     " + ", ".join(f"{c.name} {c.height}x{c.width}" for c in m.cameras))

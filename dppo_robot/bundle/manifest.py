@@ -117,7 +117,10 @@ class BundleManifest:
     def validate(self) -> None:
         if self.schema_version != SCHEMA_VERSION:
             raise ValueError(f"schema_version {self.schema_version} is not supported (expected {SCHEMA_VERSION})")
-        for kind, slices, dim in (("obs_spec", self.obs_spec, self.obs_dim), ("action_spec", self.action_spec, self.action_dim)):
+        for kind, slices, dim in (
+            ("obs_spec", self.obs_spec, self.obs_dim),
+            ("action_spec", self.action_spec, self.action_dim),
+        ):
             start = 0
             for s in slices:
                 if s.start != start:

@@ -55,9 +55,12 @@ def example_inputs(
     lo, hi = norm.obs_min, norm.obs_max
     u = rng.uniform(-0.1, 1.1, size=(batch, cond_steps, lo.shape[0])).astype(np.float32)
     obs = (lo + u * (hi - lo)).astype(np.float32)
-    noise = rng.standard_normal((batch, noise_steps(policy), policy.horizon_steps, policy.action_dim)).astype(np.float32)
+    noise = rng.standard_normal((batch, noise_steps(policy), policy.horizon_steps, policy.action_dim)).astype(
+        np.float32
+    )
     images = {
-        c.name: rng.integers(0, 256, size=(batch, cond_steps, 3, c.height, c.width), dtype=np.uint8) for c in spec.cameras
+        c.name: rng.integers(0, 256, size=(batch, cond_steps, 3, c.height, c.width), dtype=np.uint8)
+        for c in spec.cameras
     }
     return obs, noise, images
 

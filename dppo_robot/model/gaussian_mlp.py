@@ -59,7 +59,10 @@ class GaussianMLP(nn.Module):
             self.mlp_logvar = MLP([mlp_dims[-1], out_dim])
         else:
             self.mlp_mean = make_mlp(
-                [cond_dim, *mlp_dims, out_dim], residual_style, activation_type=activation_type, use_layernorm=use_layernorm
+                [cond_dim, *mlp_dims, out_dim],
+                residual_style,
+                activation_type=activation_type,
+                use_layernorm=use_layernorm,
             )
             if learn_fixed_std:
                 self.logvar = nn.Parameter(torch.full((action_dim,), math.log(fixed_std**2)))

@@ -101,15 +101,11 @@ class ResidualMLP(nn.Module):
         hidden = dims[1]
         n_hidden = len(dims) - 3
         if n_hidden < 0 or n_hidden % 2:
-            raise ValueError(
-                f"ResidualMLP needs an even number of hidden layers after the first; dims={list(dims)}"
-            )
+            raise ValueError(f"ResidualMLP needs an even number of hidden layers after the first; dims={list(dims)}")
         if any(d != hidden for d in dims[1:-1]):
             raise ValueError(f"ResidualMLP hidden dims must all be equal; dims={list(dims)}")
         self.layers = nn.ModuleList([nn.Linear(dims[0], hidden)])
-        self.layers.extend(
-            ResidualBlock(hidden, activation_type, use_layernorm) for _ in range(1, n_hidden, 2)
-        )
+        self.layers.extend(ResidualBlock(hidden, activation_type, use_layernorm) for _ in range(1, n_hidden, 2))
         self.layers.append(nn.Linear(hidden, dims[-1]))
         if use_layernorm_final:
             self.layers.append(nn.LayerNorm(dims[-1]))

@@ -7,6 +7,7 @@ Module names match the reference implementation's state dicts.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -123,7 +124,7 @@ class Unet1D(nn.Module):
                 f"={2 ** (len(dim_mults) - 1)}"
             )
         dims = [action_dim, *(dim * m for m in dim_mults)]
-        in_out = list(zip(dims[:-1], dims[1:]))
+        in_out = list(itertools.pairwise(dims))
         dsed = diffusion_step_embed_dim
         self.time_mlp = time_mlp(dsed, 4)
         if cond_mlp_dims:
@@ -135,18 +136,30 @@ class Unet1D(nn.Module):
 
         def block(ci: int, co: int) -> ResidualBlock1D:
             return ResidualBlock1D(
-                ci, co, cond_block_dim, kernel_size, n_groups, cond_predict_scale, larger, activation_type, groupnorm_eps
+                ci,
+                co,
+                cond_block_dim,
+                kernel_size,
+                n_groups,
+                cond_predict_scale,
+                larger,
+                activation_type,
+                groupnorm_eps,
             )
 
         self.mid_modules = nn.ModuleList([block(dims[-1], dims[-1]), block(dims[-1], dims[-1])])
         self.downs = nn.ModuleList()
         for i, (ci, co) in enumerate(in_out):
             last = i >= len(in_out) - 1
-            self.downs.append(nn.ModuleList([block(ci, co), block(co, co), nn.Identity() if last else Downsample1d(co)]))
+            self.downs.append(
+                nn.ModuleList([block(ci, co), block(co, co), nn.Identity() if last else Downsample1d(co)])
+            )
         self.ups = nn.ModuleList()
         for i, (ci, co) in enumerate(reversed(in_out[1:])):
             last = i >= len(in_out) - 1
-            self.ups.append(nn.ModuleList([block(co * 2, ci), block(ci, ci), nn.Identity() if last else Upsample1d(ci)]))
+            self.ups.append(
+                nn.ModuleList([block(co * 2, ci), block(ci, ci), nn.Identity() if last else Upsample1d(ci)])
+            )
         self.final_conv = nn.Sequential(
             Conv1dBlock(dim, dim, kernel_size, n_groups, activation_type, groupnorm_eps),
             nn.Conv1d(dim, action_dim, 1),

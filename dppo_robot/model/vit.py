@@ -72,7 +72,13 @@ class ViTEncoder(nn.Module):
     """[B, C, H, W] float in [0, 255] -> patch features [B, N, embed_dim]."""
 
     def __init__(
-        self, in_channels: int, img_hw: tuple[int, int], patch: int = 8, embed_dim: int = 128, depth: int = 1, heads: int = 4
+        self,
+        in_channels: int,
+        img_hw: tuple[int, int],
+        patch: int = 8,
+        embed_dim: int = 128,
+        depth: int = 1,
+        heads: int = 4,
     ) -> None:
         super().__init__()
         h, w = img_hw

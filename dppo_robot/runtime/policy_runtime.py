@@ -94,7 +94,9 @@ class PolicyRuntime:
         dtypes = {"float32": "tensor(float)", "uint8": "tensor(uint8)"}
         for name, spec in want.items():
             if got[name].type != dtypes[spec.dtype]:
-                raise BundleError(f"{self.bundle_dir}: graph input '{name}' is {got[name].type}, manifest says {spec.dtype}")
+                raise BundleError(
+                    f"{self.bundle_dir}: graph input '{name}' is {got[name].type}, manifest says {spec.dtype}"
+                )
             fixed = [d for d in got[name].shape[1:]]
             if fixed != list(spec.shape[1:]):
                 raise BundleError(
@@ -128,7 +130,8 @@ class PolicyRuntime:
                 )
         if control_hz is not None and abs(control_hz - m.control_hz) > 1e-6:
             raise BundleMismatchError(
-                f"bundle '{m.name}' ({self.bundle_dir}) runs at control_hz={m.control_hz}; {source} runs at {control_hz}"
+                f"bundle '{m.name}' ({self.bundle_dir}) runs at control_hz={m.control_hz}; "
+                f"{source} runs at {control_hz}"
             )
 
     # ----------------------------------------------------------------- inference
@@ -147,7 +150,9 @@ class PolicyRuntime:
             if dtype == "float32" and arr.dtype.kind == "f":
                 arr = arr.astype(np.float32)
             else:
-                raise ObservationError(f"input '{name}' has dtype {arr.dtype}; bundle '{self.manifest.name}' expects {dtype}")
+                raise ObservationError(
+                    f"input '{name}' has dtype {arr.dtype}; bundle '{self.manifest.name}' expects {dtype}"
+                )
         if arr.shape == shape:
             arr, is_batched = arr[None], False
         elif arr.ndim == len(shape) + 1 and arr.shape[1:] == shape:

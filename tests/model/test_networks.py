@@ -15,7 +15,9 @@ def test_denoiser_shapes(kind):
     c = {"state": torch.randn(b, cfg.cond_steps, cfg.obs_dim)}
     if spec.cameras:
         cam = spec.cameras[0]
-        c["images"] = {cam.name: torch.randint(0, 256, (b, cfg.cond_steps, 3, cam.height, cam.width), dtype=torch.uint8)}
+        c["images"] = {
+            cam.name: torch.randint(0, 256, (b, cfg.cond_steps, 3, cam.height, cam.width), dtype=torch.uint8)
+        }
     x = torch.randn(b, cfg.horizon_steps, cfg.action_dim)
     eps = policy.actor(x, torch.full((b,), 3.0), c)
     assert eps.shape == x.shape
@@ -26,13 +28,23 @@ def test_reference_state_dict_names():
     """Key names follow the reference implementation so its checkpoints load unchanged."""
     net = DiffusionMLP(7, 4, 23, time_dim=32, mlp_dims=[64, 64, 64], cond_mlp_dims=[32, 16])
     keys = set(net.state_dict())
-    for k in ("time_embedding.1.weight", "time_embedding.3.bias", "cond_mlp.moduleList.0.linear_1.weight",
-              "mlp_mean.moduleList.0.linear_1.weight", "mlp_mean.moduleList.3.linear_1.bias"):
+    for k in (
+        "time_embedding.1.weight",
+        "time_embedding.3.bias",
+        "cond_mlp.moduleList.0.linear_1.weight",
+        "mlp_mean.moduleList.0.linear_1.weight",
+        "mlp_mean.moduleList.3.linear_1.bias",
+    ):
         assert k in keys, k
     res = DiffusionMLP(10, 8, 58, mlp_dims=[64] * 7, residual_style=True, use_layernorm=True)
     keys = set(res.state_dict())
-    for k in ("mlp_mean.layers.0.weight", "mlp_mean.layers.1.l1.weight", "mlp_mean.layers.1.norm1.weight",
-              "mlp_mean.layers.3.l2.bias", "mlp_mean.layers.4.weight"):
+    for k in (
+        "mlp_mean.layers.0.weight",
+        "mlp_mean.layers.1.l1.weight",
+        "mlp_mean.layers.1.norm1.weight",
+        "mlp_mean.layers.3.l2.bias",
+        "mlp_mean.layers.4.weight",
+    ):
         assert k in keys, k
 
 

@@ -19,7 +19,9 @@ def test_robomimic_and_furniture_formulas():
 
 def test_torch_module_matches_numpy():
     rng = np.random.default_rng(0)
-    n = Normalization(rng.uniform(-1, 0, 4), rng.uniform(1, 2, 4), rng.uniform(-1, 0, 2), rng.uniform(1, 2, 2), 1e-6, 5.0)
+    n = Normalization(
+        rng.uniform(-1, 0, 4), rng.uniform(1, 2, 4), rng.uniform(-1, 0, 2), rng.uniform(1, 2, 2), 1e-6, 5.0
+    )
     m = NormalizationModule(n)
     obs = rng.normal(size=(3, 4)).astype(np.float32) * 4
     assert np.allclose(m.normalize_obs(torch.from_numpy(obs)).numpy(), n.normalize_obs(obs), atol=1e-6)
