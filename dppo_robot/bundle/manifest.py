@@ -91,6 +91,7 @@ class Provenance:
     metrics: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
     created_utc: str = ""
+    notes: list[str] = field(default_factory=list)  # warnings from import/export (e.g. generic IO spec)
 
 
 @dataclass

@@ -26,6 +26,7 @@ class DenoiserConfig:
     diffusion_step_embed_dim: int = 16
     cond_predict_scale: bool = True  # FiLM scale and bias (else bias only)
     smaller_encoder: bool = False
+    groupnorm_eps: float = 1e-5  # GroupNorm eps (the reference furniture UNets use 1e-4)
     # vit_mlp (pixel policies): cameras come from the IO spec
     img_cond_steps: int = 1  # most recent frames stacked on channels
     patch_size: int = 8

@@ -43,6 +43,7 @@ def build_denoiser(cfg: PolicyConfig, spec: IOSpec | None = None) -> nn.Module:
             n_groups=d.n_groups,
             activation_type=d.activation_type,
             cond_predict_scale=d.cond_predict_scale,
+            groupnorm_eps=d.groupnorm_eps,
             horizon_steps=cfg.horizon_steps,
         )
     if d.kind == "vit_mlp":

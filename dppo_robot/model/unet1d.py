@@ -148,16 +148,16 @@ class Unet1D(nn.Module):
             )
 
         self.mid_modules = nn.ModuleList([block(dims[-1], dims[-1]), block(dims[-1], dims[-1])])
-        self.downs = nn.ModuleList()
+        self.down_modules = nn.ModuleList()
         for i, (ci, co) in enumerate(in_out):
             last = i >= len(in_out) - 1
-            self.downs.append(
+            self.down_modules.append(
                 nn.ModuleList([block(ci, co), block(co, co), nn.Identity() if last else Downsample1d(co)])
             )
-        self.ups = nn.ModuleList()
+        self.up_modules = nn.ModuleList()
         for i, (ci, co) in enumerate(reversed(in_out[1:])):
             last = i >= len(in_out) - 1
-            self.ups.append(
+            self.up_modules.append(
                 nn.ModuleList([block(co * 2, ci), block(ci, ci), nn.Identity() if last else Upsample1d(ci)])
             )
         self.final_conv = nn.Sequential(
@@ -173,13 +173,13 @@ class Unet1D(nn.Module):
             state = self.cond_mlp(state)
         g = torch.cat([self.time_mlp(t.reshape(b)), state], dim=-1)
         skips = []
-        for res1, res2, down in self.downs:
+        for res1, res2, down in self.down_modules:
             h = res2(res1(h, g), g)
             skips.append(h)
             h = down(h)
         for mid in self.mid_modules:
             h = mid(h, g)
-        for res1, res2, up in self.ups:
+        for res1, res2, up in self.up_modules:
             h = torch.cat((h, skips.pop()), dim=1)
             h = up(res2(res1(h, g), g))
         return self.final_conv(h).transpose(1, 2)
