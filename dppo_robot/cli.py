@@ -16,6 +16,10 @@ from collections.abc import Callable
 # and a subcommand's heavy imports (torch, onnxruntime, mujoco) load only when it runs.
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("demo",): ("dppo_robot.demo", "run the main job on the bundled default (export and infer a policy)"),
+    ("collect-demos",): ("dppo_robot.data.collect_command", "scripted demonstrations in the reference data layout"),
+    ("pretrain",): ("dppo_robot.train.pretrain", "behaviour-clone a diffusion or Gaussian policy from demonstrations"),
+    ("finetune",): ("dppo_robot.train.finetune", "fine-tune with DPPO (or Gaussian PPO) in simulation; resumes"),
+    ("evaluate",): ("dppo_robot.train.evaluate", "success rate of a checkpoint or bundle in simulation"),
     ("export",): ("dppo_robot.bundle.export", "turn a dppo_robot checkpoint into a verified policy bundle"),
     ("import-dppo",): ("dppo_robot.bundle.import_dppo", "turn a reference DPPO checkpoint into a policy bundle"),
     ("bundle", "info"): ("dppo_robot.bundle.info", "describe a policy bundle and verify its files"),
@@ -33,6 +37,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("dppo_robot.runtime.errors", "ObservationError"),
         ("dppo_robot.runtime.errors", "ProviderError"),
         ("dppo_robot.bundle.export", "ExportError"),
+        ("dppo_robot.data.dataset", "DatasetError"),
+        ("dppo_robot.envs.registry", "UnknownTaskError"),
     ):
         with contextlib.suppress(ImportError, AttributeError):
             errors.append(getattr(importlib.import_module(mod), name))

@@ -40,6 +40,6 @@ ort_req="onnxruntime==1.31.1"
 "${PIP[@]}" -c requirements/constraints.txt -r requirements/core.txt -r requirements/ros.txt \
   -r requirements/dev.txt "$ort_req" 2>&1 | grep -v "^WARNING: Location" || true
 "${PIP[@]}" -c requirements/constraints.txt --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
-"$VENV/bin/python" -c "import torch, onnxruntime, rclpy, robosuite, pyrealsense2, dppo_robot" \
+"$VENV/bin/python" -c "import torch, onnxruntime, rclpy, robosuite, gymnasium, pyrealsense2, dppo_robot" \
   || { echo "setup: the venv $VENV is incomplete (an import above failed)" >&2; exit 1; }
 log "ready: $VENV"

@@ -140,18 +140,19 @@ class RunningRewardScaler:
         return np.sqrt(self.ret_rms.var + self.epsilon)
 
     def state_dict(self) -> dict:
+        """float64 tensors (exact, and loadable by torch.load with weights_only=True)."""
         return {
-            "mean": np.array(self.ret_rms.mean, copy=True),
-            "var": np.array(self.ret_rms.var, copy=True),
+            "mean": torch.tensor(np.array(self.ret_rms.mean, np.float64)),
+            "var": torch.tensor(np.array(self.ret_rms.var, np.float64)),
             "count": float(self.ret_rms.count),
-            "ret": self.ret.copy(),
+            "ret": torch.tensor(self.ret.copy()),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.ret_rms.mean = np.array(state["mean"], dtype=np.float64, copy=True)
-        self.ret_rms.var = np.array(state["var"], dtype=np.float64, copy=True)
+        self.ret_rms.mean = _np(state["mean"]).astype(np.float64).copy()
+        self.ret_rms.var = _np(state["var"]).astype(np.float64).copy()
         self.ret_rms.count = float(state["count"])
-        ret = np.array(state["ret"], dtype=np.float64, copy=True)
+        ret = _np(state["ret"]).astype(np.float64).copy()
         if ret.shape != (self.n_envs,):
             raise ValueError(f"reward scaler state has {ret.shape[0]} envs, this scaler {self.n_envs}")
         self.ret = ret

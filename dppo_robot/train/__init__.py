@@ -1,0 +1,1 @@
+"""Training jobs: BC pre-training, DPPO / Gaussian PPO fine-tuning, evaluation."""

@@ -1,0 +1,88 @@
+"""A training run's directory: resolved config, checkpoints, RNG state for exact resume.
+
+<run_dir>/config.yaml          the resolved job config (written once; a resume must match it)
+<run_dir>/checkpoints/last.pt  the latest checkpoint (atomic writes); step_<n>.pt snapshots
+<run_dir>/train.csv|jsonl|png  metrics (dppo_robot.train.metrics_log)
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from dppo_robot.typed_config import ConfigError, to_dict
+
+
+class RunDir:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.ckpt_dir = self.path / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        return self.ckpt_dir / "last.pt"
+
+    def snapshot(self, step: int) -> Path:
+        return self.ckpt_dir / f"step_{step:07d}.pt"
+
+    def can_resume(self) -> bool:
+        return self.last.is_file()
+
+    def write_config(self, cfg: Any, resume: bool) -> dict:
+        """Write config.yaml; on resume, refuse a config that differs from the run's (except run length)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        data = to_dict(cfg)
+        path = self.path / "config.yaml"
+        if resume and path.is_file():
+            old = yaml.safe_load(path.read_text())
+            diff = _diff(old, data, ignore={"n_itr", "train_steps"})
+            if diff:
+                raise ConfigError(
+                    f"{path}: resuming with a different config ({', '.join(diff[:5])}); "
+                    "use a new run_dir or the original config"
+                )
+        path.write_text(
+            "# resolved config of this run (written by dppo_robot)\n" + yaml.safe_dump(data, sort_keys=False)
+        )
+        return data
+
+
+def _diff(a: Any, b: Any, ignore: set[str], prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            if k in ignore:
+                continue
+            out += _diff(a.get(k), b.get(k), ignore, f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """Global RNG states as plain data and tensors (loadable with torch.load(weights_only=True))."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    py = random.getstate()
+    return {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
