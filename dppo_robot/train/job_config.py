@@ -38,6 +38,7 @@ class PretrainConfig:
     task: TaskConfig
     dataset: str  # train.npz in the reference layout (states/actions normalised)
     normalization: str  # normalization.npz written beside it
+    max_n_episodes: int | None = None  # use only the first N demonstrations (null: all)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     seed: int = 0
     train_steps: int = 20_000  # gradient steps (the reference counts epochs; steps suit CPU budgets)

@@ -63,7 +63,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = True) -> Path:
     cfg_dict = run.write_config(cfg, resuming)
     torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
-    data = load_dataset(cfg.dataset)
+    data = load_dataset(cfg.dataset, cfg.max_n_episodes)
     norm = load_normalization_npz(cfg.normalization)
     spec = task_io_spec(cfg.task)
     pc = cfg.policy

@@ -1,0 +1,21 @@
+"""bench train runs end to end at tiny sizes and writes consistent rows."""
+
+import argparse
+import json
+
+from dppo_robot.bench import train_throughput as bench
+
+
+def test_quick_train_bench(tmp_path):
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    out = tmp_path / "train.json"
+    args = p.parse_args(["--quick", "--task", "reach2d", "--workers", "0", "1", "--threads", "1", "--out", str(out)])
+    assert bench.run(args) == 0
+    doc = json.loads(out.read_text())
+    coll = [r for r in doc["rows"] if r["kind"] == "collector"]
+    upd = [r for r in doc["rows"] if r["kind"] == "ppo_update"]
+    assert [r["workers"] for r in coll] == [0, 1]
+    assert all(0 < r["env_steps"] <= 2 * 8 * 4 and r["env_steps_per_s"] > 0 for r in coll)  # 2 chunks x 8 envs x Ta 4
+    assert {r["config"] for r in upd} == {"square_mlp", "one_leg_mlp"}
+    assert all(r["samples"] == r["minibatches"] * r["batch_size"] and r["samples_per_s"] > 0 for r in upd)
