@@ -1,0 +1,1 @@
+"""Benchmarks: `dppo-robot bench inference` (latency of the sampling chain against the machine's floor)."""
