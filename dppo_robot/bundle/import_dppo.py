@@ -157,23 +157,15 @@ FURNITURE_NAME = re.compile(r"^(one_leg|lamp|round_table)_(low|med)")
 
 
 def robomimic_spec(task: str, obs_dim: int) -> IOSpec:
-    """robomimic state task: the four low-dim keys in order, OSC_POSE delta actions, 20 Hz."""
-    return IOSpec(
-        obs=[
-            Slice("robot0_eef_pos", 3, "m", "world", "end-effector position (robosuite world frame)"),
-            Slice("robot0_eef_quat", 4, "quat_xyzw", "world", "end-effector orientation"),
-            Slice("robot0_gripper_qpos", 2, "m", "", "gripper finger joint positions"),
-            Slice("object", obs_dim - 9, "mixed", "world", ROBOMIMIC_TASKS[task][1]),
-        ],
-        action=[
-            Slice("delta_pos", 3, "normalized", "world", "OSC_POSE position delta in [-1, 1] (0.05 m at 1)"),
-            Slice(
-                "delta_rot", 3, "normalized", "world", "OSC_POSE axis-angle rotation delta in [-1, 1] (0.5 rad at 1)"
-            ),
-            Slice("gripper", 1, "normalized", "", "gripper command: -1 open, +1 close"),
-        ],
-        control_hz=ROBOMIMIC_HZ,
-    )
+    """robomimic state task: the same named slices as dppo_robot.envs' task of that name (the four
+    low-dim keys with the object block split per key, OSC_POSE delta actions, 20 Hz), so an imported
+    bundle passes check_compatible against our simulated task and the deployment topic mapping."""
+    from dppo_robot.envs.registry import default_task_config, task_io_spec
+
+    spec = task_io_spec(default_task_config(task))
+    if spec.obs_dim != obs_dim:
+        raise ImportDppoError(f"robomimic {task}: the task layout has {spec.obs_dim} dims, the config {obs_dim}")
+    return spec
 
 
 def furniture_spec(task: str) -> IOSpec:

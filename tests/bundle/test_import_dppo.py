@@ -617,7 +617,11 @@ def test_robomimic_ddpm_finetuned_splits_actor_and_actor_ft(tmp_path, capsys):
     assert m.sampler.type == "ddpm" and m.sampler.networks == ["actor"] * 10 + ["actor_ft"] * 10
     assert m.sampler.noise_steps == 21 and m.sampler.randn_clip_value == 3.0
     assert m.normalization.obs_eps == pytest.approx(1e-6) and m.normalization.obs_clip is None
-    assert [s.name for s in m.obs_spec] == ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object"]
+    # the same slice names as our simulated lift task, so the bundle passes check_compatible against it
+    from dppo_robot.envs.registry import default_task_config, task_io_spec
+
+    assert [s.name for s in m.obs_spec] == [s.name for s in task_io_spec(default_task_config("lift")).obs]
+    assert [s.name for s in m.obs_spec][:3] == ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]
     assert [s.size for s in m.obs_spec] == [3, 4, 2, 10] and m.control_hz == 20.0 and m.cond_steps == 2
     assert [s.name for s in m.action_spec] == ["delta_pos", "delta_rot", "gripper"]
 
