@@ -20,7 +20,8 @@ from torch import nn
 from dppo_robot.io_spec import IOSpec
 from dppo_robot.model.diffusion import DiffusionPolicy
 from dppo_robot.model.env_units import noise_steps, sample_env_units
-from dppo_robot.model.normalization import Normalization, NormalizationModule
+from dppo_robot.model.normalization import Normalization
+from dppo_robot.model.normalization_module import NormalizationModule
 
 OPSET = 17
 

@@ -1,10 +1,10 @@
 """Simulation tasks, wrappers and the vector env.
 
-Importing this package registers every task (lift, can, square, halfcheetah, reach2d) but
+Importing this package registers every task (lift, can, square, one_leg, halfcheetah, reach2d) but
 imports neither robosuite nor MuJoCo: they load when a task env is first built.
 """
 
-from dppo_robot.envs import halfcheetah, robomimic_tasks, toy_multimodal  # noqa: F401  (registration)
+from dppo_robot.envs import halfcheetah, one_leg, robomimic_tasks, toy_multimodal  # noqa: F401  (registration)
 from dppo_robot.envs.registry import (
     TaskEntry,
     UnknownTaskError,
@@ -17,12 +17,11 @@ from dppo_robot.envs.registry import (
 )
 from dppo_robot.envs.task_config import TaskConfig
 from dppo_robot.envs.vector_env import EnvWorkerError, VectorEnv
-from dppo_robot.envs.wrappers import ActionChunk, NormalizeObsAction, NormStats, ObsHistory, make_chunked_env
+from dppo_robot.envs.wrappers import ActionChunk, NormalizeObsAction, ObsHistory, make_chunked_env
 
 __all__ = [
     "ActionChunk",
     "EnvWorkerError",
-    "NormStats",
     "NormalizeObsAction",
     "ObsHistory",
     "TaskConfig",

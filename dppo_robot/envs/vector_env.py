@@ -42,7 +42,8 @@ import numpy as np
 
 from dppo_robot.envs.registry import _TASKS, get_task, register_task
 from dppo_robot.envs.task_config import TaskConfig
-from dppo_robot.envs.wrappers import NormStats, make_chunked_env
+from dppo_robot.envs.wrappers import make_chunked_env
+from dppo_robot.model.normalization import Normalization
 
 
 class EnvWorkerError(RuntimeError):
@@ -68,7 +69,7 @@ class EnvWorkerError(RuntimeError):
 class _EnvFactory:
     """Picklable: builds env `index` of a vector env (also re-registers the task in a worker)."""
 
-    def __init__(self, cfg: TaskConfig, normalization: NormStats | None, entry: Any | None) -> None:
+    def __init__(self, cfg: TaskConfig, normalization: Normalization | None, entry: Any | None) -> None:
         self.cfg = cfg
         self.normalization = normalization
         self.entry = entry  # TaskEntry shipped to workers, whose registry may lack test tasks
@@ -201,7 +202,7 @@ class VectorEnv:
         self._closed = False
         self._was_reset = False
         self._seeds: list[int | None] = [None] * n_envs
-        norm = None if normalization is None else NormStats.of(normalization)
+        norm = normalization
         entry = get_task(cfg.name)
         self._factory = _EnvFactory(cfg, norm, entry)
         self._slots: list[_Slot] = []

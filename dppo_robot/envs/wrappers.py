@@ -14,56 +14,14 @@ are summed; a chunk stops at the first env step that ends the episode.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from dppo_robot.envs.registry import make_env
 from dppo_robot.envs.task_config import TaskConfig
-
-if TYPE_CHECKING:  # keep torch out of env worker processes
-    from dppo_robot.model.normalization import Normalization
-
-
-class NormStats:
-    """numpy-only copy of a Normalization's statistics and formulas (keeps torch out of workers).
-
-    normalize_obs / denormalize_action compute exactly what
-    dppo_robot.model.normalization.Normalization does (tests/envs check they agree).
-    """
-
-    def __init__(self, obs_min, obs_max, action_min, action_max, obs_eps: float = 0.0, obs_clip=None) -> None:
-        self.obs_min = np.asarray(obs_min, np.float32)
-        self.obs_max = np.asarray(obs_max, np.float32)
-        self.action_min = np.asarray(action_min, np.float32)
-        self.action_max = np.asarray(action_max, np.float32)
-        self.obs_eps = float(obs_eps)
-        self.obs_clip = None if obs_clip is None else float(obs_clip)
-
-    @classmethod
-    def of(cls, norm: Any) -> NormStats:
-        """From a Normalization (or anything with the same fields)."""
-        return cls(norm.obs_min, norm.obs_max, norm.action_min, norm.action_max, norm.obs_eps, norm.obs_clip)
-
-    @property
-    def obs_dim(self) -> int:
-        return int(self.obs_min.shape[0])
-
-    @property
-    def action_dim(self) -> int:
-        return int(self.action_min.shape[0])
-
-    def normalize_obs(self, obs: np.ndarray) -> np.ndarray:
-        o = np.asarray(obs, np.float32)
-        n = 2.0 * (o - self.obs_min) / (self.obs_max - self.obs_min + np.float32(self.obs_eps)) - 1.0
-        if self.obs_clip is not None:
-            n = np.clip(n, -self.obs_clip, self.obs_clip)
-        return n.astype(np.float32)
-
-    def denormalize_action(self, action_n: np.ndarray) -> np.ndarray:
-        a = np.asarray(action_n, np.float32)
-        return ((a + 1.0) / 2.0 * (self.action_max - self.action_min) + self.action_min).astype(np.float32)
+from dppo_robot.model.normalization import Normalization
 
 
 def _stack_space(space: gym.Space, n: int) -> gym.Space:
@@ -82,7 +40,7 @@ class NormalizeObsAction(gym.Wrapper):
     Formulas: dppo_robot.model.normalization.Normalization (normalize_obs, denormalize_action).
     """
 
-    def __init__(self, env: gym.Env, normalization: Normalization | NormStats) -> None:
+    def __init__(self, env: gym.Env, normalization: Normalization) -> None:
         super().__init__(env)
         self.normalization = normalization
         space = env.observation_space
@@ -195,9 +153,7 @@ class ActionChunk(gym.Wrapper):
         return obs, total, bool(terminated), bool(truncated), info
 
 
-def make_chunked_env(
-    cfg: TaskConfig, seed: int | None = None, normalization: Normalization | NormStats | None = None
-) -> gym.Env:
+def make_chunked_env(cfg: TaskConfig, seed: int | None = None, normalization: Normalization | None = None) -> gym.Env:
     """make_env(cfg, seed) -> [NormalizeObsAction] -> ObsHistory(To) -> ActionChunk(Ta)."""
     env = make_env(cfg, seed)
     if normalization is not None:

@@ -4,6 +4,8 @@ obs_n = 2 * (obs - obs_min) / (obs_max - obs_min + obs_eps) - 1, then clipped to
 +-obs_clip when set. This covers both reference conventions:
 robomimic (obs_eps = 1e-6, no clip) and furniture's LinearNormalizer (obs_eps = 0, clip 5).
 actions = (a_n + 1) / 2 * (action_max - action_min) + action_min.
+numpy only (env worker processes import it without torch); the same formulas as torch ops for
+exported graphs are in dppo_robot.model.normalization_module.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
 
 
 @dataclass
@@ -112,24 +112,3 @@ class Normalization:
             float(d.get("obs_eps", 0.0)),
             d.get("obs_clip"),
         )
-
-
-class NormalizationModule(nn.Module):
-    """The same formulas as torch ops, so they fold into an exported ONNX graph."""
-
-    def __init__(self, norm: Normalization) -> None:
-        super().__init__()
-        self.register_buffer("obs_min", torch.from_numpy(norm.obs_min.copy()))
-        self.register_buffer("obs_scale", torch.from_numpy(norm.obs_max - norm.obs_min + np.float32(norm.obs_eps)))
-        self.register_buffer("action_min", torch.from_numpy(norm.action_min.copy()))
-        self.register_buffer("action_range", torch.from_numpy(norm.action_max - norm.action_min))
-        self.obs_clip = norm.obs_clip
-
-    def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
-        n = 2.0 * (obs - self.obs_min) / self.obs_scale - 1.0
-        if self.obs_clip is not None:
-            n = n.clamp(-self.obs_clip, self.obs_clip)
-        return n
-
-    def denormalize_action(self, action_n: torch.Tensor) -> torch.Tensor:
-        return (action_n + 1.0) / 2.0 * self.action_range + self.action_min

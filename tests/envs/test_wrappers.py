@@ -10,7 +10,6 @@ import dppo_robot.envs  # noqa: F401  (registers tasks)
 from dppo_robot.envs import (
     ActionChunk,
     NormalizeObsAction,
-    NormStats,
     ObsHistory,
     default_task_config,
     make_chunked_env,
@@ -147,11 +146,12 @@ def test_normalize_obs_action_round_trip():
         NormalizeObsAction(make_env(cfg), small_norm(5, 2))
 
 
-@pytest.mark.parametrize(("eps", "clip"), [(1e-6, None), (0.0, 5.0)])
-def test_normstats_matches_normalization(eps, clip):
-    norm = small_norm(5, 3, obs_eps=eps, obs_clip=clip)
-    stats = NormStats.of(norm)
-    x = np.random.default_rng(0).normal(0, 4, (64, 5)).astype(np.float32)
-    a = np.random.default_rng(1).uniform(-1, 1, (64, 3)).astype(np.float32)
-    np.testing.assert_array_equal(stats.normalize_obs(x), norm.normalize_obs(x))
-    np.testing.assert_array_equal(stats.denormalize_action(a), norm.denormalize_action(a))
+def test_env_workers_import_no_torch():
+    """Normalisation is numpy-only, so env worker processes never load torch (1.6 s, 220 MB each)."""
+    import subprocess
+    import sys
+
+    code = "import sys, dppo_robot.envs, dppo_robot.envs.vector_env; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from dppo_robot.model.normalization import Normalization, NormalizationModule
+from dppo_robot.model.normalization import Normalization
+from dppo_robot.model.normalization_module import NormalizationModule
 
 
 def test_robomimic_and_furniture_formulas():
