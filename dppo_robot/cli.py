@@ -20,10 +20,12 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("pretrain",): ("dppo_robot.train.pretrain", "behaviour-clone a diffusion or Gaussian policy from demonstrations"),
     ("finetune",): ("dppo_robot.train.finetune", "fine-tune with DPPO (or Gaussian PPO) in simulation; resumes"),
     ("evaluate",): ("dppo_robot.train.evaluate", "success rate of a checkpoint or bundle in simulation"),
+    ("deploy",): ("dppo_robot.deploy_command", "run the ROS 2 nodes on one executor against the simulated Franka"),
     ("export",): ("dppo_robot.bundle.export", "turn a dppo_robot checkpoint into a verified policy bundle"),
     ("import-dppo",): ("dppo_robot.bundle.import_dppo", "turn a reference DPPO checkpoint into a policy bundle"),
     ("bundle", "info"): ("dppo_robot.bundle.info", "describe a policy bundle and verify its files"),
     ("bench", "train"): ("dppo_robot.bench.train_throughput", "env steps/s of the collector and PPO update samples/s"),
+    ("bench", "node"): ("dppo_robot.bench.node_latency", "policy-node latency and tick jitter through Fast DDS"),
     ("bench", "inference"): ("dppo_robot.bench.inference", "time the DDIM/DDPM chain: torch vs ONNX Runtime"),
 }
 

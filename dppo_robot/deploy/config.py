@@ -1,0 +1,224 @@
+"""Typed deployment configs, loaded strictly from YAML with dppo_robot.typed_config.load_yaml.
+
+One file (`DeployConfig`) configures every node: `policy` (topic mapping of the bundle's obs
+slices, staleness limits, chunk scheduling), `bridge` (stream rate, latency, safety),
+`action` (how action slices become an end-effector target; shared by the bridge and the
+simulated Franka), `sim` (task and perturbations) and `cameras`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as _field
+from typing import Any, Literal
+
+SOURCES = ("ee_pose", "joint_states", "gripper", "part_poses", "task_state")
+FIELDS = {
+    "ee_pose": ("position", "position_xy", "quat_xyzw"),
+    "joint_states": ("position", "velocity"),
+    "gripper": ("position", "width"),
+    "part_poses": ("position", "quat_xyzw", "pose"),
+    "task_state": ("values",),
+}
+INTERPOLATED = ("ee_pose", "joint_states")  # robot state: interpolated to grid times
+
+
+@dataclass
+class ObsSource:
+    """Where one observation slice of the bundle comes from.
+
+    source: ee_pose (PoseStamped: position [3], position_xy [2], quat_xyzw [4]); joint_states
+    (JointState position/velocity of `joints`, in that order); gripper (JointState: finger
+    positions, or width = sum of fingers [1]); part_poses (PoseArray pose `index`: position,
+    quat_xyzw, pose = both [7]); task_state (JointState whose names are "<slice>/<i>": values
+    of slice `key`, default the slice's own name).
+    """
+
+    name: str  # the bundle's obs slice name
+    source: str
+    field: str = "position"
+    joints: list[str] = _field(default_factory=list)
+    index: int = 0
+    key: str = ""
+
+    def validate(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"obs slice '{self.name}': source {self.source!r} is not one of {list(SOURCES)}")
+        if self.source == "task_state" and self.field == "position":
+            self.field = "values"
+        if self.field not in FIELDS[self.source]:
+            raise ValueError(
+                f"obs slice '{self.name}': field {self.field!r} of {self.source} is not one of "
+                f"{list(FIELDS[self.source])}"
+            )
+
+
+@dataclass
+class Topics:
+    """Topic names (franka_ros2 / realsense-ros names by default)."""
+
+    ee_pose: str = "/franka_robot_state_broadcaster/current_pose"
+    joint_states: str = "/joint_states"
+    gripper: str = "/franka_gripper/joint_states"
+    part_poses: str = "/part_poses"
+    task_state: str = "/task_state"
+    robot_mode: str = "/franka/robot_mode"  # std_msgs/UInt8 = franka_msgs/FrankaRobotState.robot_mode
+    chunk: str = "/policy/action_chunk"
+    tick: str = "/policy/tick"
+    target_pose: str = "/target_pose"
+    gripper_command: str = "/dppo/gripper_command"
+    episode: str = "/sim/episode"
+    # camera name -> image topic; camera_info is the sibling "camera_info" topic.
+    cameras: dict[str, str] = _field(default_factory=dict)
+
+
+@dataclass
+class PolicyNodeConfig:
+    """The policy node: obs mapping in the bundle's slice order, limits, scheduling."""
+
+    obs: list[ObsSource] = _field(default_factory=list)
+    action_names: list[str] = _field(default_factory=list)  # the bundle's action slices, in order
+    control_hz: float = 10.0
+    # Max age (s) of the newest sample of an input at a grid time; older -> no chunk, hold.
+    max_age_s: dict[str, float] = _field(default_factory=dict)
+    default_max_age_s: float = 0.25
+    # Observation values farther than this fraction of the normalisation range outside
+    # [obs_min, obs_max] are out of range: no chunk, a diagnostic.
+    obs_range_margin: float = 1.0
+    # Run the chain when fewer than this many points of the pending chunk remain (0 = Ta rule:
+    # replan after act_steps points).
+    replan_below: int = 0
+    # Chunk point i executes at obs_time + (i + action_offset) / control_hz.
+    action_offset: int = 1
+    # Wall seconds a tick may wait for every input to have a sample stamped at or after the grid
+    # time (0 = tick at once with what has arrived). The lockstep simulation sets it so that no
+    # tick runs on samples still in flight.
+    input_wait_s: float = 0.0
+    # Lockstep with a simulation: a chunk must be acknowledged by its readers before the tick
+    # that announces it goes out (so the bridge always has it before the clock moves on).
+    lockstep: bool = False
+    seed: int = 0
+    intra_op_threads: int = 1
+    warmup_iters: int = 2
+    diagnostics_hz: float = 1.0
+
+    def validate(self) -> None:
+        if self.control_hz <= 0:
+            raise ValueError(f"control_hz must be > 0, got {self.control_hz}")
+        names = [o.name for o in self.obs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"obs slice names repeat: {names}")
+        if self.default_max_age_s <= 0:
+            raise ValueError("default_max_age_s must be > 0")
+        if self.replan_below < 0:
+            raise ValueError("replan_below must be >= 0")
+
+
+@dataclass
+class ActionMapping:
+    """How action slices become an end-effector target (and back, in the simulated Franka).
+
+    delta_pose: target position = measured position at the point's start + position_scale_m *
+    action[position_slice] (2 or 3 values; 2 moves x, y); rotation (axis-angle) likewise.
+    absolute_pose: action[position_slice] is the target position (quat_slice its xyzw).
+    gripper_slice: one value, -1 open .. +1 close.
+    """
+
+    mode: Literal["delta_pose", "absolute_pose"] = "delta_pose"
+    position_slice: str = ""
+    position_scale_m: float = 0.05
+    rotation_slice: str = ""
+    rotation_scale_rad: float = 0.5
+    quat_slice: str = ""
+    gripper_slice: str = ""
+    clip_normalized: bool = True  # clip delta actions to [-1, 1] as the envs do
+
+    def validate(self) -> None:
+        if not self.position_slice:
+            raise ValueError("action.position_slice must name the action slice that moves the end effector")
+        if self.position_scale_m <= 0:
+            raise ValueError("position_scale_m must be > 0")
+
+
+@dataclass
+class SafetyConfig:
+    """Workspace box (m, base frame) and per-stream-tick motion limits."""
+
+    workspace_min_m: list[float] = _field(default_factory=lambda: [0.3, -0.55, 0.005])
+    workspace_max_m: list[float] = _field(default_factory=lambda: [0.8, 0.55, 0.4])
+    max_step_m: float = 0.02  # translation per stream tick
+    max_step_rad: float = 0.1  # rotation per stream tick
+
+    def validate(self) -> None:
+        if len(self.workspace_min_m) != 3 or len(self.workspace_max_m) != 3:
+            raise ValueError("workspace_min_m / workspace_max_m need 3 values (x, y, z)")
+        if any(lo >= hi for lo, hi in zip(self.workspace_min_m, self.workspace_max_m)):
+            raise ValueError(f"workspace box is empty: {self.workspace_min_m} .. {self.workspace_max_m}")
+        if self.max_step_m <= 0 or self.max_step_rad <= 0:
+            raise ValueError("max_step_m and max_step_rad must be > 0")
+
+
+@dataclass
+class BridgeConfig:
+    stream_hz: float = 100.0
+    # Targets are published this far ahead of the time they should be reached (controller lag).
+    latency_s: float = 0.0
+    # Hold when the policy's last tick is older than this (s) or said hold; 0 = 2 control periods.
+    hold_timeout_s: float = 0.0
+    # Hold when the measured end-effector pose is older than this (s).
+    max_pose_age_s: float = 0.2
+    # PoseStamped for a Cartesian impedance controller (a JointTrajectory output needs IK: not yet).
+    output: Literal["pose"] = "pose"
+    frame_id: str = "base"
+    safety: SafetyConfig = _field(default_factory=SafetyConfig)
+
+    def validate(self) -> None:
+        if self.stream_hz <= 0:
+            raise ValueError("stream_hz must be > 0")
+        if self.latency_s < 0 or self.hold_timeout_s < 0:
+            raise ValueError("latency_s and hold_timeout_s must be >= 0")
+
+
+@dataclass
+class SimConfig:
+    """The simulated Franka: a registered task stepped in lockstep with simulated time."""
+
+    task: str = "reach2d"
+    max_episode_steps: int = 0  # 0 = the task's default
+    # Other TaskConfig fields to override (e.g. reward: dense, cameras: [agentview]).
+    task_overrides: dict[str, Any] = _field(default_factory=dict)
+    seed: int = 0
+    # Obs slices published as the franka topics (the rest go to task_state only).
+    ee_position_slice: str = ""
+    ee_quat_slice: str = ""
+    gripper_slice: str = ""
+    part_slices: list[str] = _field(default_factory=list)
+    # Perturbations: extra delay of published observations (s), Gaussian noise on them (env units).
+    obs_latency_s: float = 0.0
+    obs_noise_std: float = 0.0
+    # Wall seconds to wait for the policy tick / bridge target before going on (the stack holds).
+    lockstep_timeout_s: float = 2.0
+    z_m: float = 0.0  # z published for 2-D tasks
+
+
+@dataclass
+class CameraConfig:
+    name: str = "front"
+    serial: str = ""
+    width: int = 640
+    height: int = 480
+    fps: int = 30
+    recording: str = ""  # a .bag/.db3 recording to play back instead of a device
+    topic_prefix: str = "/camera/camera"
+
+
+@dataclass
+class DeployConfig:
+    """One YAML for the whole stack."""
+
+    topics: Topics = _field(default_factory=Topics)
+    policy: PolicyNodeConfig = _field(default_factory=PolicyNodeConfig)
+    action: ActionMapping = _field(default_factory=lambda: ActionMapping(position_slice="delta_pos"))
+    bridge: BridgeConfig = _field(default_factory=BridgeConfig)
+    sim: SimConfig = _field(default_factory=SimConfig)
+    cameras: list[CameraConfig] = _field(default_factory=list)

@@ -1,0 +1,151 @@
+"""The simulated Franka's core: a registered task stepped by end-effector targets (ROS-free).
+
+Works with any task of dppo_robot.envs.registry whose action the `ActionMapping` can express
+(reach2d: 2-D velocity; lift/can/square: OSC_POSE delta + gripper; one_leg once registered).
+The task's observation slices become what the franka topics publish: `ee_position_slice`
+(2 or 3 values; 2-D tasks get z = sim.z_m), `ee_quat_slice`, `gripper_slice`, and every
+slice also goes into the task_state vector (names "<slice>/<i>").
+
+Episodes and seeds follow dppo_robot.envs.vector_env with one env: the first episode uses
+sim.seed, the next ones successive draws of default_rng(sim.seed), so a run through the ROS
+stack plays the same initial states as `evaluate` with n_envs 1 and the same seed.
+
+Shapes: obs slices float64 [size]; images uint8 [3, H, W].
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dppo_robot.deploy.action_map import ActionMapper, PoseTarget
+from dppo_robot.deploy.config import ActionMapping, SimConfig
+from dppo_robot.deploy.pose_math import IDENTITY_QUAT
+
+
+@dataclass
+class SimState:
+    """What the simulated robot publishes at one simulated time."""
+
+    time_s: float
+    slices: dict[str, np.ndarray]  # obs slice name -> values (env units)
+    ee_position: np.ndarray  # [3]
+    ee_quat: np.ndarray  # [4] xyzw
+    gripper: np.ndarray  # finger positions (may be empty)
+    images: dict[str, np.ndarray] = field(default_factory=dict)  # camera -> [3, H, W]
+
+
+@dataclass
+class EpisodeOutcome:
+    episode: int
+    seed: int
+    success: bool
+    ret: float
+    length: int
+
+
+class SimFranka:
+    """One task env; reset(), step(target) -> SimState; positions from the configured slices."""
+
+    def __init__(self, cfg: SimConfig, action: ActionMapping, task_overrides: dict | None = None) -> None:
+        import dppo_robot.envs  # noqa: F401  (registers the tasks)
+        from dppo_robot.envs.registry import default_task_config, make_env, task_io_spec
+
+        overrides = {**cfg.task_overrides, **(task_overrides or {})}
+        if cfg.max_episode_steps:
+            overrides["max_episode_steps"] = cfg.max_episode_steps
+        self.task = default_task_config(cfg.task, **overrides)
+        self.spec = task_io_spec(self.task)
+        self.cfg = cfg
+        self.dt = 1.0 / self.task.control_hz
+        self.mapper = ActionMapper(action, [(s.name, s.size) for s in self.spec.action])
+        names = [s.name for s in self.spec.obs]
+        for what in (cfg.ee_position_slice, cfg.ee_quat_slice, cfg.gripper_slice, *cfg.part_slices):
+            if what and what not in names:
+                raise ValueError(f"sim: slice '{what}' is not an observation slice of task '{cfg.task}' ({names})")
+        if not cfg.ee_position_slice:
+            raise ValueError("sim.ee_position_slice must name the task's end-effector position slice")
+        self.env = make_env(self.task, cfg.seed)
+        self._noise_rng = np.random.default_rng(cfg.seed + 1)
+        self.seed = cfg.seed
+        self._seed_rng = np.random.default_rng(cfg.seed)
+        self.episode = -1
+        self.time_s = 0.0
+        self.ret = 0.0
+        self.length = 0
+        self.success = False
+        self.state: SimState | None = None
+        self._delayed: deque[SimState] = deque()
+
+    def _split(self, obs) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        state = obs["state"] if isinstance(obs, dict) else obs
+        images = (
+            {k[len("image_") :]: v for k, v in obs.items() if k.startswith("image_")} if isinstance(obs, dict) else {}
+        )
+        out, start = {}, 0
+        for s in self.spec.obs:
+            out[s.name] = np.asarray(state[start : start + s.size], np.float64)
+            start += s.size
+        return out, images
+
+    def _make_state(self, obs) -> SimState:
+        slices, images = self._split(obs)
+        pos = np.zeros(3)
+        p = slices[self.cfg.ee_position_slice]
+        pos[: p.size] = p
+        if p.size == 2:
+            pos[2] = self.cfg.z_m
+        quat = slices[self.cfg.ee_quat_slice] if self.cfg.ee_quat_slice else IDENTITY_QUAT.copy()
+        grip = slices[self.cfg.gripper_slice] if self.cfg.gripper_slice else np.zeros(0)
+        return SimState(self.time_s, slices, pos, np.asarray(quat, np.float64), np.asarray(grip), images)
+
+    def reset(self, start_time_s: float) -> SimState:
+        """Start the next episode at simulated time start_time_s."""
+        self.episode += 1
+        if self.episode > 0:
+            self.seed = int(self._seed_rng.integers(2**31 - 1))
+        obs, info = self.env.reset(seed=self.seed)
+        self.time_s = start_time_s
+        self.ret, self.length, self.success = 0.0, 0, bool(info.get("success", False))
+        self.state = self._make_state(obs)
+        self._delayed.clear()
+        return self.state
+
+    def action_for(self, target: PoseTarget | None) -> np.ndarray:
+        """The task action that follows `target` from the current state (None: stay put)."""
+        assert self.state is not None
+        if target is None:
+            target = PoseTarget(self.state.ee_position.copy(), self.state.ee_quat.copy(), None)
+        return self.mapper.to_action(target, self.state.ee_position, self.state.ee_quat)
+
+    def step(self, target: PoseTarget | None) -> tuple[SimState, bool]:
+        """One env step towards target; returns the new state and whether the episode ended."""
+        action = self.action_for(target)
+        obs, reward, term, trunc, info = self.env.step(action)
+        self.time_s += self.dt
+        self.ret += float(reward)
+        self.length += 1
+        self.success = self.success or bool(info.get("success", False))
+        self.state = self._make_state(obs)
+        return self.state, bool(term or trunc)
+
+    def outcome(self) -> EpisodeOutcome:
+        return EpisodeOutcome(self.episode, self.seed, self.success, self.ret, self.length)
+
+    def published(self, state: SimState) -> SimState | None:
+        """Perturbations: the state published now (noise; latency delays it by obs_latency_s)."""
+        if self.cfg.obs_noise_std > 0:
+            noisy = {k: v + self._noise_rng.normal(0, self.cfg.obs_noise_std, v.shape) for k, v in state.slices.items()}
+            state = SimState(state.time_s, noisy, state.ee_position, state.ee_quat, state.gripper, state.images)
+        if self.cfg.obs_latency_s <= 0:
+            return state
+        self._delayed.append(state)
+        out = None
+        while self._delayed and self._delayed[0].time_s <= state.time_s - self.cfg.obs_latency_s + 1e-9:
+            out = self._delayed.popleft()
+        return out
+
+    def close(self) -> None:
+        self.env.close()
