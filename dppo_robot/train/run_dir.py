@@ -56,7 +56,7 @@ def _diff(a: Any, b: Any, ignore: set[str], prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            if k in ignore:
+            if k in ignore or k not in a:  # a field added by newer code (its default) is not a change
                 continue
             out += _diff(a.get(k), b.get(k), ignore, f"{prefix}{k}.")
         return out
