@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything dppo_robot needs into a project venv: Debian packages (libusb for
-# pyrealsense2, OSMesa for headless MuJoCo rendering) where missing, then pinned wheels.
+# pyrealsense2, OSMesa for headless MuJoCo rendering, chromium for report screenshots) where
+# missing, then pinned wheels.
 # Usage: scripts/setup.sh [VENV_DIR]   (ORT=gpu installs onnxruntime-gpu instead of onnxruntime)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +12,9 @@ PYTHON=${PYTHON:-python3}
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------------
+# chromium: headless rendering of the HTML trial reports (tests/sim2real).
 missing=()
-for pkg in libusb-1.0-0 libosmesa6 libgl1 libegl1; do
+for pkg in libusb-1.0-0 libosmesa6 libgl1 libegl1 chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then

@@ -1,0 +1,34 @@
+"""`dppo-robot report`: success rates, phase funnel and the sim-to-real gap from trial stores."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("trials", nargs="+", help="trial stores (*.jsonl) or folders of them; one task")
+    parser.add_argument("--out", required=True, help="output folder (report.md, report.html, report.json)")
+    parser.add_argument("--confidence", type=float, default=0.95, help="interval confidence level (default 0.95)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dppo_robot.sim2real.report import rich_table, write_report
+
+    files = write_report(args.trials, args.out, args.confidence)
+    data = json.loads(files["json"].read_text())
+    console = Console()
+    console.print(rich_table(data))
+    for c in data["comparisons"]:
+        lo, hi = c["newcombe"]
+        console.print(
+            f"{c['bundle']}: {c['from']} {c['from_rate']:.2f} -> {c['to']} {c['to_rate']:.2f}: gap {c['diff']:+.2f} "
+            f"[{lo:+.2f}, {hi:+.2f}], Fisher p = {c['fisher_p']:.3g}",
+            markup=False,
+        )
+    for r in data["rank_agreement"]:
+        console.print(f"rank agreement {r['from']} vs {r['to']}: Pearson {r['pearson']:.3f}, MMRV {r['mmrv']:.3f}")
+    console.print(f"report: {', '.join(str(p) for p in files.values())}", markup=False)
+    return 0
