@@ -111,6 +111,7 @@ class PolicyRuntime:
         cameras: list[str] | None = None,
         control_hz: float | None = None,
         source: str = "caller",
+        cond_steps: int | None = None,
     ) -> None:
         """Raise BundleMismatchError naming both sides when the caller's layout differs from the bundle's."""
         m = self.manifest
@@ -128,6 +129,11 @@ class PolicyRuntime:
                     + (f"; missing {missing}" if missing else "")
                     + (f"; not in bundle {extra}" if extra else "")
                 )
+        if cond_steps is not None and cond_steps != m.cond_steps:
+            raise BundleMismatchError(
+                f"bundle '{m.name}' ({self.bundle_dir}) takes an observation history of To={m.cond_steps} steps; "
+                f"{source} provides {cond_steps}"
+            )
         if control_hz is not None and abs(control_hz - m.control_hz) > 1e-6:
             raise BundleMismatchError(
                 f"bundle '{m.name}' ({self.bundle_dir}) runs at control_hz={m.control_hz}; "

@@ -50,6 +50,7 @@ def evaluate_bundle(bundle_dir: str | Path, task: TaskConfig, settings: EvalSett
         [c.name for c in spec.cameras],
         spec.control_hz,
         source=f"task '{task.name}'",
+        cond_steps=task.cond_steps,
     )
     rng = np.random.default_rng(settings.seed)
 

@@ -126,6 +126,8 @@ def test_spec_mismatch_names_both_sides(mlp_bundle):
         rt.check_compatible(obs_names=["ee_pos", "joint_pos"], source="robot")
     with pytest.raises(BundleMismatchError, match="runs at control_hz=10.0; robot runs at 20.0"):
         rt.check_compatible(control_hz=20.0, source="robot")
+    with pytest.raises(BundleMismatchError, match="history of To=2 steps; robot provides 1"):
+        rt.check_compatible(cond_steps=1, source="robot")
     with pytest.raises(BundleMismatchError, match="cameras"):
         rt.check_compatible(cameras=["front"])
 
