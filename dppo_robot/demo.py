@@ -1,158 +1,111 @@
-"""`make demo` / `dppo-robot demo`: the export-and-infer path end to end, on a fresh policy.
+"""`make demo` / `dppo-robot demo`: the product end to end on the bundled default policy.
 
-Until a fine-tuned default policy ships in policies/, the demo builds a small DDIM MLP policy,
-clones a scripted reaching expert on synthetic data for a few seconds (behaviour cloning),
-writes a project checkpoint, exports it to a verified bundle, loads the bundle with the ONNX
-runtime and acts on held-out observations. Every figure it prints is measured in this run.
+1. load and verify the default bundle (policies/lift_dppo: BC from scripted demonstrations, then
+   DPPO, trained by this project's pipeline; its bundle.yaml says how);
+2. N seeded trials directly in simulation (onnxruntime, worker processes);
+3. N trials through the ROS 2 stack (policy lifecycle node, Franka bridge, simulated Franka on
+   one rclpy executor over Fast DDS, command latency 10 ms): the stand-in for a hardware session
+   (--ros-config .../sim_lift_perturbed.yaml adds observation latency and noise);
+4. the sim-to-real report (Markdown, HTML with plots, JSON) in reports/demo/ and its summary.
+Every figure it prints is measured in this run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from dppo_robot.bundle.export import export_checkpoint
-from dppo_robot.checkpoint import PolicyCheckpoint, save_checkpoint
-from dppo_robot.io_spec import IOSpec, Slice
-from dppo_robot.model.normalization import Normalization
-from dppo_robot.model.policy_config import DenoiserConfig, DiffusionConfig, PolicyConfig
-from dppo_robot.model.policy_factory import build_diffusion_policy
-from dppo_robot.runtime.policy_runtime import PolicyRuntime, RuntimeConfig
-from dppo_robot.typed_config import to_dict
-
-SPEC = IOSpec(
-    obs=[
-        Slice("ee_pos", 3, "m", "base", "end-effector position"),
-        Slice("target_pos", 3, "m", "base", "target position"),
-    ],
-    action=[Slice("ee_delta_pos", 3, "m", "base", "end-effector displacement per step")],
-    control_hz=20.0,
-)
-
-
-def expert_chunk(obs: np.ndarray, horizon: int, gain: float = 0.3, max_step_m: float = 0.05) -> np.ndarray:
-    """Scripted reaching expert: obs [N, 6] -> displacement chunk [N, Tp, 3], a fraction of the
-    remaining distance per step, clipped to max_step_m per axis."""
-    ee, target = obs[:, :3].copy(), obs[:, 3:]
-    out = []
-    for _ in range(horizon):
-        step = np.clip(gain * (target - ee), -max_step_m, max_step_m)
-        out.append(step)
-        ee = ee + step
-    return np.stack(out, axis=1).astype(np.float32)
-
-
-def synthetic_dataset(n: int, horizon: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    ee = rng.uniform([0.3, -0.3, 0.0], [0.7, 0.3, 0.4], size=(n, 3))
-    target = rng.uniform([0.3, -0.3, 0.0], [0.7, 0.3, 0.4], size=(n, 3))
-    obs = np.concatenate([ee, target], axis=1).astype(np.float32)
-    return obs, expert_chunk(obs, horizon)
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_BUNDLE = ROOT / "policies" / "lift_dppo"
+DEFAULT_ROS_CONFIG = ROOT / "ros2_ws" / "src" / "dppo_robot" / "config" / "sim_lift.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", default=str(DEFAULT_BUNDLE), help="policy bundle (default: the bundled lift_dppo)")
+    parser.add_argument("--task", default=None, help="task (default: from the ROS config's sim.task)")
+    parser.add_argument("--ros-config", default=str(DEFAULT_ROS_CONFIG), help="deploy + sim config of the ROS run")
+    parser.add_argument("--trials", type=int, default=20, help="trials per setting (default 20)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of the direct simulation")
+    parser.add_argument("--seed", type=int, default=200_000, help="seed of the first trial (both settings)")
     parser.add_argument("--out", default="reports/demo", help="output directory (default reports/demo)")
-    parser.add_argument("--train-seconds", type=float, default=20.0, help="behaviour-cloning time budget")
-    parser.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-    from rich.table import Table
+
+    from dppo_robot.bundle.info import describe
+    from dppo_robot.bundle.manifest import read_manifest
+    from dppo_robot.deploy.config import DeployConfig
+    from dppo_robot.envs.registry import default_task_config
+    from dppo_robot.runtime.errors import BundleError
+    from dppo_robot.runtime.policy_runtime import verify_files
+    from dppo_robot.sim2real.records import TrialStore
+    from dppo_robot.sim2real.report import rich_table, write_report
+    from dppo_robot.sim2real.ros_runner import run_sim_in_the_loop_trials
+    from dppo_robot.sim2real.runners import run_sim_trials
+    from dppo_robot.typed_config import ConfigError, load_yaml
 
     console = Console()
+    t_start = time.monotonic()
+    bundle = Path(args.bundle)
+    try:
+        manifest = read_manifest(bundle)
+    except ConfigError as e:
+        raise BundleError(f"{e} (the default policy is committed in policies/; pass --bundle DIR)") from None
+    verify_files(bundle, manifest)
+    ros_cfg = load_yaml(DeployConfig, args.ros_config)
+    task = default_task_config(args.task or ros_cfg.sim.task)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    trials_dir = out / "trials"
+    shutil.rmtree(trials_dir, ignore_errors=True)
+    trials_dir.mkdir(parents=True)
 
-    cfg = PolicyConfig(
-        obs_dim=6,
-        action_dim=3,
-        cond_steps=1,
-        horizon_steps=4,
-        act_steps=4,
-        denoiser=DenoiserConfig(kind="mlp", mlp_dims=[256, 256, 256], time_dim=16),
-        diffusion=DiffusionConfig(denoising_steps=20, ddim_steps=5),
+    console.rule(f"[bold]dppo_robot demo: {manifest.name} on {task.name}")
+    for line in describe(manifest):
+        console.print("  " + line)
+
+    def progress(label: str):
+        t0 = time.monotonic()
+
+        def show(done: int, total: int) -> None:
+            console.print(f"  {label}: trial {done}/{total} ({time.monotonic() - t0:.0f} s)", highlight=False)
+
+        return show
+
+    console.rule("[bold]1/3 trials in simulation (onnxruntime)")
+    sim_store = TrialStore(trials_dir / "sim.jsonl")
+    sim = run_sim_trials(
+        bundle,
+        task,
+        args.trials,
+        sim_store,
+        seed=args.seed,
+        n_envs=min(8, args.trials),
+        workers=args.workers,
+        progress=progress("sim"),
     )
-    obs, act = synthetic_dataset(20000, cfg.horizon_steps, rng)
-    norm = Normalization.fit(obs, act.reshape(-1, 3), obs_clip=5.0)
-    obs_n = torch.from_numpy(norm.normalize_obs(obs))[:, None]
-    act_n = torch.from_numpy(norm.normalize_action(act))
-    policy = build_diffusion_policy(cfg, SPEC)
-    opt = torch.optim.AdamW(policy.actor.parameters(), lr=1e-3, weight_decay=1e-6)
-    losses: list[float] = []
-    console.print(f"[bold]1/4 behaviour cloning[/] a reaching expert ({len(obs)} samples, {args.train_seconds:g} s)")
-    t0 = time.monotonic()
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task("bc", total=args.train_seconds)
-        while (elapsed := time.monotonic() - t0) < args.train_seconds:
-            idx = torch.randint(0, len(obs), (256,))
-            loss = policy.bc_loss(act_n[idx], {"state": obs_n[idx]})
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            bar.update(task, completed=elapsed, description=f"bc loss {np.mean(losses[-50:]):.4f}")
-    ckpt_path = out / "demo_policy.pt"
-    save_checkpoint(
-        PolicyCheckpoint(
-            policy_config=cfg,
-            io_spec=SPEC,
-            normalization=norm,
-            model=policy.state_dict(),
-            train_config={"job": "demo_bc", "policy": to_dict(cfg), "seed": args.seed, "steps": len(losses)},
-            metrics={"bc_loss_final": float(np.mean(losses[-50:]))},
-            step=len(losses),
-        ),
-        ckpt_path,
+    console.print(f"  sim: {sum(r.success for r in sim)}/{len(sim)} successes")
+
+    console.rule("[bold]2/3 trials through ROS 2 against the simulated Franka")
+    console.print(
+        f"  perturbations: obs latency {ros_cfg.sim.obs_latency_s * 1e3:.0f} ms, "
+        f"obs noise {ros_cfg.sim.obs_noise_std}, command latency {ros_cfg.bridge.latency_s * 1e3:.0f} ms"
     )
-    console.print(f"[bold]2/4 checkpoint[/] {ckpt_path}")
-    console.print("[bold]3/4 export[/] unrolled DDIM chain to ONNX, verified against torch")
-    manifest = export_checkpoint(ckpt_path, out / "bundle", name="demo_reach", overwrite=True)
-    console.print(f"[bold]4/4 runtime[/] {out / 'bundle'} with onnxruntime")
-    rt = PolicyRuntime(out / "bundle", RuntimeConfig(intra_op_threads=1))
-    test_obs, test_act = synthetic_dataset(500, cfg.horizon_steps, rng)
-    lat, errs = [], []
-    for o, a in zip(test_obs, test_act):
-        pred = rt.predict(o[None], rng=rng)
-        lat.append(rt.last_latency_s * 1e3)
-        errs.append(np.abs(pred - a).max())
-    summary = {
-        "bc_steps": len(losses),
-        "bc_loss_first50": float(np.mean(losses[:50])),
-        "bc_loss_last50": float(np.mean(losses[-50:])),
-        "export_max_abs_diff": manifest.provenance.verification["max_abs_diff"],
-        "runtime_p50_ms": float(np.percentile(lat, 50)),
-        "runtime_p99_ms": float(np.percentile(lat, 99)),
-        "held_out_max_abs_err_m_median": float(np.median(errs)),
-        "expert_step_scale_m": float(np.abs(test_act).mean()),
-        "providers": rt.providers,
-    }
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
-    table = Table(title="dppo_robot demo: build -> BC -> export -> ONNX runtime")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("BC steps", str(summary["bc_steps"]))
-    table.add_row(
-        "BC loss (first 50 -> last 50 steps)", f"{summary['bc_loss_first50']:.4f} -> {summary['bc_loss_last50']:.4f}"
+    ros_store = TrialStore(trials_dir / "sim_in_the_loop.jsonl")
+    ros = run_sim_in_the_loop_trials(
+        bundle, args.ros_config, args.trials, ros_store, task=task.name, seed=args.seed, progress=progress("ROS 2")
     )
-    for b, d in summary["export_max_abs_diff"].items():
-        table.add_row(f"ONNX vs torch max |diff|, batch {b}", f"{d:.2e}")
-    table.add_row(
-        "runtime latency p50 / p99 (ms, batch 1)", f"{summary['runtime_p50_ms']:.2f} / {summary['runtime_p99_ms']:.2f}"
-    )
-    table.add_row(
-        "held-out max |action - expert| (median, m)",
-        f"{summary['held_out_max_abs_err_m_median']:.4f} (mean |action| {summary['expert_step_scale_m']:.4f})",
-    )
-    table.add_row("execution providers", ", ".join(rt.providers))
-    console.print(table)
-    console.print(f"bundle: {out / 'bundle'}   summary: {out / 'demo_summary.json'}")
+    console.print(f"  ROS 2: {sum(r.success for r in ros)}/{len(ros)} successes")
+
+    console.rule("[bold]3/3 sim-to-real report")
+    files = write_report([sim_store.path, ros_store.path], out)
+    from dppo_robot.sim2real.records import load_trials
+    from dppo_robot.sim2real.report import analyse
+
+    console.print(rich_table(analyse(load_trials([sim_store.path, ros_store.path]))))
+    for kind, path in files.items():
+        console.print(f"  {kind}: {path}")
+    console.print(f"  wall time {time.monotonic() - t_start:.0f} s")
     return 0

@@ -2,6 +2,9 @@
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import build_small
 
@@ -43,8 +46,19 @@ def test_bad_input_is_one_line_error(tmp_path):
     assert "missing.pt: checkpoint file not found" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.ros
 def test_demo_runs_end_to_end(tmp_path):
-    r = cli("demo", "--train-seconds", "2", "--out", str(tmp_path / "demo"))
-    assert r.returncode == 0, r.stderr
-    assert (tmp_path / "demo" / "bundle" / "bundle.yaml").is_file()
-    assert "ONNX vs torch max |diff|" in r.stdout
+    """The demo path (bundle check, sim trials, trials through ROS 2, report) on a small reach2d
+    bundle; `make demo` runs the same code on the bundled lift policy."""
+    from dppo_robot.deploy.fresh_bundle import fresh_task_bundle
+
+    bundle = fresh_task_bundle(tmp_path / "bundle", "reach2d", cond_steps=1, horizon_steps=4, act_steps=4)
+    root = Path(__file__).resolve().parents[1]
+    ros_cfg = root / "ros2_ws" / "src" / "dppo_robot" / "config" / "sim_reach2d.yaml"
+    out = tmp_path / "demo"
+    r = cli("demo", "--bundle", str(bundle), "--ros-config", str(ros_cfg), "--trials", "3", "--workers", "0",
+            "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for name in ("report.md", "report.html", "report.json", "trials/sim.jsonl", "trials/sim_in_the_loop.jsonl"):
+        assert (out / name).is_file(), name
+    assert "3/3 sim-to-real report" in r.stdout
