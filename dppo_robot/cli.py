@@ -27,6 +27,9 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("bench", "train"): ("dppo_robot.bench.train_throughput", "env steps/s of the collector and PPO update samples/s"),
     ("bench", "node"): ("dppo_robot.bench.node_latency", "policy-node latency and tick jitter through Fast DDS"),
     ("bench", "inference"): ("dppo_robot.bench.inference", "time the DDIM/DDPM chain: torch vs ONNX Runtime"),
+    ("calibrate", "intrinsics"): ("dppo_robot.calibration.commands.intrinsics", "intrinsics from ChArUco or RealSense"),
+    ("calibrate", "hand-eye"): ("dppo_robot.calibration.commands.hand_eye", "extrinsics from board + robot poses"),
+    ("calibrate", "verify"): ("dppo_robot.calibration.commands.verify", "check a calibration file on fresh data"),
     ("trials", "sim"): ("dppo_robot.sim2real.trials_sim_command", "seeded trials of a bundle in sim or via ROS 2"),
     ("trials", "run"): ("dppo_robot.sim2real.trials_run_command", "hardware trial session (operator, A/B, MCAP)"),
     ("report",): ("dppo_robot.sim2real.report_command", "success rates, phase funnel and sim-to-real gap of trials"),
@@ -45,6 +48,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("dppo_robot.bundle.export", "ExportError"),
         ("dppo_robot.data.dataset", "DatasetError"),
         ("dppo_robot.envs.registry", "UnknownTaskError"),
+        ("dppo_robot.calibration.errors", "CalibrationError"),
         ("dppo_robot.sim2real.stats", "StatsError"),
     ):
         with contextlib.suppress(ImportError, AttributeError):

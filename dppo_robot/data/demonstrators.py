@@ -36,6 +36,7 @@ from dppo_robot.data.dataset import (
     save_dataset,
     save_normalization_npz,
 )
+from dppo_robot.data.one_leg_expert import OneLegExpert
 from dppo_robot.envs.registry import make_env
 from dppo_robot.envs.task_config import TaskConfig
 
@@ -311,6 +312,7 @@ DEMONSTRATORS: dict[str, type] = {
     "can": CanScript,
     "square": SquareScript,
     "reach2d": Reach2DDemonstrator,
+    "one_leg": OneLegExpert,
 }
 
 

@@ -15,7 +15,8 @@ from typing import Literal
 class TaskConfig:
     """One task instance: the registered env plus the policy-facing history/chunk lengths."""
 
-    # Registered task name: lift, can, square (robosuite Panda), halfcheetah, reach2d (see list_tasks()).
+    # Registered task name: lift, can, square (robosuite Panda), one_leg (FurnitureBench twin), halfcheetah,
+    # reach2d (see list_tasks()).
     name: str = "lift"
     # Episode length in env steps (not chunks) before truncation: lift/can 300, square 400 (reference),
     # halfcheetah 1000, reach2d 40.
@@ -43,6 +44,9 @@ class TaskConfig:
     # robosuite tasks (robomimic's is_done() is always False; episodes run to max_episode_steps);
     # reach2d always terminates on success and on collision regardless of this flag.
     terminate_on_success: bool = False
+    # Start-state randomness level of the FurnitureBench-style tasks (one_leg): "low" or "med"
+    # (dppo_robot.envs.one_leg.geometry.RANDOMNESS). Other tasks ignore it.
+    randomness: Literal["low", "med"] = "low"
 
     def validate(self) -> None:
         if not self.name:
@@ -68,3 +72,5 @@ class TaskConfig:
             raise ValueError(f"reward must be 'sparse' or 'dense', got {self.reward!r}")
         if self.obs_noise_std < 0:
             raise ValueError(f"obs_noise_std must be >= 0, got {self.obs_noise_std}")
+        if self.randomness not in ("low", "med"):
+            raise ValueError(f"randomness must be 'low' or 'med', got {self.randomness!r}")

@@ -28,6 +28,7 @@ setup(
             f"franka_bridge = {MODULE}.bridge_node:main",
             f"camera_node = {MODULE}.camera_node:main",
             f"sim_franka = {MODULE}.sim_franka_node:main",
+            f"part_pose_node = {MODULE}.part_pose_node:main",
         ],
     },
 )
