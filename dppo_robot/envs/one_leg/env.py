@@ -1,0 +1,266 @@
+"""The one_leg gym env: DPPO's furniture state/action layout over the robosuite scene.
+
+Observation (state variant), float32 [58], in order (names as import_dppo.furniture_spec):
+    ee_pos 3 (m, base), ee_rot_6d 6 (base), ee_lin_vel 3 (m/s, base axes), ee_ang_vel 3
+    (rad/s, base axes), gripper_width 1 (m), then for square_table_top, square_table_leg1..4 and
+    obstacle_front: <part>_pos 3 (m, base_tag) and <part>_quat 4 (xyzw, w >= 0, base_tag).
+Pixel variant (cfg.cameras, e.g. ["wrist", "front"]): {"state": the 16 proprio values,
+"image_<cam>": uint8 [3, S, S]} ("wrist" = robosuite's robot0_eye_in_hand; any MuJoCo camera
+name of the scene also works).
+Action float32 [10]: absolute ee position (base), 6D rotation, gripper (see controller.py), 10 Hz.
+
+Episode: info["success"] = leg4 assembled (FurnitureBench's check), info["phase"] / ["phase_name"]
+= highest phase reached in order (phases.py). Sparse reward: 1.0 on the step the leg becomes
+assembled (FurnitureBench rewards newly assembled pairs), else 0; "dense" adds 0.2 for every
+new phase reached before that (FurnitureSim's phase_reward idea), so an episode sums to at most
+1.8. The episode terminates on success by default (FurnitureBench's done = all assembled;
+TaskConfig.terminate_on_success, default True for one_leg).
+
+Start states: cfg.randomness "low" or "med" (geometry.RANDOMNESS); each reset draws from the
+env's own generator (reset(seed=...) reseeds it), so the same seed gives the same episode.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from dppo_robot.envs.one_leg import geometry as G
+from dppo_robot.envs.one_leg import phases as P
+from dppo_robot.envs.one_leg.controller import matrix_to_rot6d, osc_input, site_to_ee
+from dppo_robot.envs.task_config import TaskConfig
+from dppo_robot.io_spec import CameraSpec, IOSpec, Slice
+
+CAMERA_ALIASES = {"wrist": "robot0_eye_in_hand"}
+PROPRIO_DIM = 16
+OBS_DIM = PROPRIO_DIM + 7 * (len(G.PART_NAMES) + 1)
+ACTION_DIM = 10
+DENSE_PHASE_REWARD = 0.2
+
+PROPRIO = (
+    Slice("ee_pos", 3, "m", "base", "end-effector position"),
+    Slice("ee_rot_6d", 6, "6d", "base", "end-effector orientation, 6D rotation"),
+    Slice("ee_lin_vel", 3, "m/s", "base", "end-effector linear velocity"),
+    Slice("ee_ang_vel", 3, "rad/s", "base", "end-effector angular velocity"),
+    Slice("gripper_width", 1, "m", "", "gripper opening"),
+)
+ACTION = (
+    Slice("ee_pos", 3, "m", "base", "absolute end-effector position target"),
+    Slice("ee_rot_6d", 6, "6d", "base", "absolute end-effector orientation target, 6D rotation"),
+    Slice("gripper", 1, "normalized", "", "gripper command: -1 open, +1 close"),
+)
+
+
+def part_slices() -> list[Slice]:
+    out = []
+    for part in (*G.PART_NAMES, G.OBSTACLE_NAME):
+        out.append(Slice(f"{part}_pos", 3, "m", "base_tag", f"{part} position"))
+        out.append(Slice(f"{part}_quat", 4, "quat_xyzw", "base_tag", f"{part} orientation"))
+    return out
+
+
+def one_leg_io_spec(cfg: TaskConfig) -> IOSpec:
+    obs = list(PROPRIO) if cfg.cameras else [*PROPRIO, *part_slices()]
+    cams = [CameraSpec(c, cfg.image_size, cfg.image_size) for c in cfg.cameras]
+    return IOSpec(obs, list(ACTION), float(cfg.control_hz), cams)
+
+
+def _ensure_gl_backend() -> None:
+    # Headless offscreen rendering: EGL unless the user chose a backend (osmesa works too).
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+class OneLegEnv(gym.Env):
+    """FurnitureBench one_leg twin (see the module docstring)."""
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, cfg: TaskConfig, seed: int | None = None) -> None:
+        if cfg.randomness not in G.RANDOMNESS:
+            raise ValueError(f"one_leg: randomness must be one of {sorted(G.RANDOMNESS)}, got {cfg.randomness!r}")
+        if abs(cfg.control_hz - G.CONTROL_HZ) > 1e-9:
+            raise ValueError(f"one_leg runs at {G.CONTROL_HZ:g} Hz (FurnitureBench's rate); got {cfg.control_hz:g}")
+        if cfg.cameras:
+            _ensure_gl_backend()
+        from dppo_robot.envs.one_leg.scene import OneLegScene
+
+        self.cfg = cfg
+        self.cameras = list(cfg.cameras)
+        self._rng = np.random.default_rng(seed)
+        self.scene = OneLegScene(
+            G.RANDOMNESS[cfg.randomness],
+            G.CONTROL_HZ,
+            has_offscreen_renderer=bool(self.cameras),
+            camera_heights=cfg.image_size,
+            camera_widths=cfg.image_size,
+        )
+        from robosuite import macros
+
+        self._flip = macros.IMAGE_CONVENTION == "opengl"
+        state = gym.spaces.Box(-np.inf, np.inf, (PROPRIO_DIM if self.cameras else OBS_DIM,), np.float32)
+        if self.cameras:
+            s = cfg.image_size
+            spaces: dict[str, gym.Space] = {"state": state}
+            for cam in self.cameras:
+                spaces[f"image_{cam}"] = gym.spaces.Box(0, 255, (3, s, s), np.uint8)
+            self.observation_space = gym.spaces.Dict(spaces)
+        else:
+            self.observation_space = state
+        low = np.array([*G.EE_POS_LIMITS[:, 0], *[-1.0] * 7], np.float32)
+        high = np.array([*G.EE_POS_LIMITS[:, 1], *[1.0] * 7], np.float32)
+        self.action_space = gym.spaces.Box(low, high, (ACTION_DIM,), np.float32)
+        self.phase = 0
+        self.phase_steps: list[int | None] = [None] * (P.N_PHASES + 1)
+        self.t = 0
+        self._assembled = False
+
+    # -- state access ------------------------------------------------------------------------
+    @property
+    def sim(self):
+        return self.scene.sim
+
+    @property
+    def robot(self):
+        return self.scene.robots[0]
+
+    def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """End-effector position (base frame) and orientation (FurnitureBench hand frame, base axes)."""
+        sid = self.robot.eef_site_id["right"]
+        d = self.sim.data
+        pos = np.array(d.site_xpos[sid]) - self.scene.robot_base
+        return pos, site_to_ee(np.array(d.site_xmat[sid]).reshape(3, 3))
+
+    def gripper_width(self) -> float:
+        q = self.sim.data.qpos[self.robot._ref_gripper_joint_pos_indexes["right"]]
+        return float(q[0] - q[1])
+
+    def part_pose_world(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        bid = self.scene.part_body_ids[index]
+        d = self.sim.data
+        return np.array(d.body_xpos[bid]), np.array(d.body_xmat[bid]).reshape(3, 3)
+
+    def obstacle_pose_world(self) -> tuple[np.ndarray, np.ndarray]:
+        bid = self.scene.obstacle_body_id
+        d = self.sim.data
+        return np.array(d.body_xpos[bid]), np.array(d.body_xmat[bid]).reshape(3, 3)
+
+    def world_to_tag(self, pos: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return G.base_to_tag(pos - self.scene.robot_base), G.R_BASE_TAG.T @ R
+
+    def proprio(self) -> np.ndarray:
+        d = self.sim.data
+        pos, R = self.ee_pose()
+        site = self.robot.gripper["right"].important_sites["grip_site"]
+        lin, ang = np.array(d.get_site_xvelp(site)), np.array(d.get_site_xvelr(site))
+        return np.concatenate([pos, matrix_to_rot6d(R), lin, ang, [self.gripper_width()]])
+
+    def parts_poses(self) -> np.ndarray:
+        out = []
+        poses = [self.part_pose_world(i) for i in range(len(G.PART_NAMES))] + [self.obstacle_pose_world()]
+        for pos, R in poses:
+            p, Rt = self.world_to_tag(pos, R)
+            out += [p, G.mat_to_quat_xyzw(Rt)]
+        return np.concatenate(out)
+
+    def snapshot(self) -> P.Snapshot:
+        top_pos, top_R = self.part_pose_world(0)
+        leg_pos, leg_R = self.part_pose_world(G.LEG_INDEX)
+        top_tag, top_R_tag = self.world_to_tag(top_pos, top_R)
+        obst_tag, _ = self.world_to_tag(*self.obstacle_pose_world())
+        gripper = self.robot.gripper["right"]
+        geoms = self.scene.part_geoms
+        return P.Snapshot(
+            top_pos=top_pos,
+            top_rot=top_R,
+            leg_pos=leg_pos,
+            leg_rot=leg_R,
+            leg_start_z=self._leg_start_z,
+            stud_tip=np.array(self.sim.data.site_xpos[self.scene.stud_tip_site_id]),
+            obstacle_tag=obst_tag,
+            top_pos_tag=top_tag,
+            top_rot_tag=top_R_tag,
+            grasp_top=bool(self.scene._check_grasp(gripper, geoms[G.PART_NAMES[0]])),
+            grasp_leg=bool(self.scene._check_grasp(gripper, geoms[G.PART_NAMES[G.LEG_INDEX]])),
+            thread_engaged=self.scene.thread_engaged,
+        )
+
+    # -- observation ------------------------------------------------------------------------
+    def _obs(self) -> Any:
+        state = self.proprio() if self.cameras else np.concatenate([self.proprio(), self.parts_poses()])
+        state = state.astype(np.float32)
+        if self.cfg.obs_noise_std > 0:
+            state += self._rng.normal(0.0, self.cfg.obs_noise_std, state.shape).astype(np.float32)
+        if not self.cameras:
+            return state
+        out: dict[str, np.ndarray] = {"state": state}
+        for cam in self.cameras:
+            img = self.sim.render(
+                camera_name=CAMERA_ALIASES.get(cam, cam), width=self.cfg.image_size, height=self.cfg.image_size
+            )
+            if self._flip:
+                img = img[::-1]
+            out[f"image_{cam}"] = np.ascontiguousarray(img.transpose(2, 0, 1))
+        return out
+
+    def _info(self, now: list[bool]) -> dict[str, Any]:
+        return {
+            "success": bool(now[-1]),
+            "phase": self.phase,
+            "phase_name": P.PHASE_NAMES[self.phase],
+            "predicates": now,
+        }
+
+    # -- gym API ----------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.scene.start_rng = np.random.default_rng(int(self._rng.integers(2**63 - 1)))
+        self.scene.reset()
+        self.scene.check_robot_base()
+        self._leg_start_z = float(self.part_pose_world(G.LEG_INDEX)[0][2])
+        self.phase = 0
+        self.phase_steps = [0] + [None] * P.N_PHASES
+        self.t = 0
+        self._assembled = False
+        now = P.predicates(self.snapshot())
+        return self._obs(), self._info(now)
+
+    def step(self, action):
+        self.scene.step(osc_input(action))
+        self.t += 1
+        snap = self.snapshot()
+        if not self.scene.thread_engaged:
+            inside, depth = P.stud_in_hole(snap)
+            if inside:
+                self.scene.engage_thread(depth)
+                snap.thread_engaged = True
+        now = P.predicates(snap)
+        old_phase = self.phase
+        self.phase = P.advance(self.phase, now)
+        for k in range(old_phase + 1, self.phase + 1):
+            self.phase_steps[k] = self.t
+        newly = now[-1] and not self._assembled
+        self._assembled = self._assembled or now[-1]
+        if self.cfg.reward == "dense":
+            reward = float(newly) + DENSE_PHASE_REWARD * sum(1 for k in range(old_phase + 1, self.phase + 1) if k < 5)
+        else:
+            reward = float(newly)
+        terminated = bool(self._assembled and self.cfg.terminate_on_success)
+        return self._obs(), reward, terminated, False, self._info(now)
+
+    def render(self):
+        img = self.sim.render(camera_name="front", width=256, height=256)
+        return img[::-1] if self._flip else img
+
+    def close(self) -> None:
+        scene = getattr(self, "scene", None)
+        if scene is not None:
+            scene.close()
+            self.scene = None
+
+
+def build_one_leg(cfg: TaskConfig, seed: int | None) -> gym.Env:
+    return OneLegEnv(cfg, seed)
