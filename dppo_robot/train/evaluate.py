@@ -86,6 +86,12 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         {"seed": s, "success": o, "return": r, "length": n}
         for s, o, r, n in zip(res.seeds, res.outcomes, res.returns, res.lengths)
     ]
+    if res.phases and len(res.phases) == len(out["episodes_detail"]):
+        for d, ph in zip(out["episodes_detail"], res.phases):
+            d["phase"] = ph
+        # episodes that reached at least phase k, for k = 1 .. highest phase seen
+        top = max(res.phases)
+        out["phase_funnel"] = {str(k): sum(p >= k for p in res.phases) for k in range(1, top + 1)} if top else {}
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     (Path(cfg.out) / "evaluate.json").write_text(json.dumps(out, indent=2))
     return out
@@ -109,4 +115,6 @@ def run(args: argparse.Namespace) -> int:
         f"{out['task']['name']}: {out['successes']}/{out['episodes']} successes = {out['success_rate']:.2f} "
         f"(95% Wilson [{lo:.2f}, {hi:.2f}]), mean return {out['mean_return']:.2f}, {out['wall_s']} s"
     )
+    if "phase_funnel" in out:
+        print("episodes reaching phase k: " + ", ".join(f"{k}: {v}" for k, v in out["phase_funnel"].items()))
     return 0
