@@ -296,6 +296,9 @@ def html_page(data: dict, md: str) -> str:
         for t, b in imgs
     )
     body = _md_tables_to_html(md)
+    # title and sources first, then the plots, then the tables
+    cut = body.find("<h2")
+    head, rest = (body[:cut], body[cut:]) if cut > 0 else ("", body)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Sim-to-real report: {html.escape(data["task"])}</title>
 <style>
@@ -304,8 +307,9 @@ table {{ border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }}
 td, th {{ border: 1px solid #bbb; padding: 3px 8px; }} th {{ background: #eee; }}
 figure {{ display: inline-block; margin: 8px; vertical-align: top; }} img {{ max-width: 640px; }}
 </style></head><body>
+{head}
 <div class="plots">{figs}</div>
-{body}
+{rest}
 </body></html>
 """
 
