@@ -12,7 +12,7 @@ command: franka_gripper Move/Grasp actions when franka_msgs is installed, else s
 
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from std_msgs.msg import Float64, Header, UInt8
@@ -23,7 +23,15 @@ from dppo_robot.deploy.action_map import ActionMapper
 from dppo_robot.deploy.bridge import BridgeCore, StreamTarget
 from dppo_robot.deploy.config import DeployConfig
 from dppo_robot_ros import convert
-from dppo_robot_ros.common import BEST_EFFORT, RELIABLE, TARGET, declare_config, steady_timer
+from dppo_robot_ros.common import (
+    BEST_EFFORT,
+    RELIABLE,
+    TARGET,
+    declare_config,
+    publish_diagnostic,
+    spin_main,
+    steady_timer,
+)
 
 try:  # franka_gripper actions exist only where franka_msgs is installed (the robot PC)
     from franka_msgs.action import Grasp, Move  # type: ignore[import-not-found]
@@ -180,21 +188,8 @@ class BridgeNode(Node):
             level = DiagnosticStatus.ERROR if stopped else DiagnosticStatus.OK
             message = self.core.stopped_reason if stopped else "ok"
         st.level, st.message = level, message
-        st.values = [KeyValue(key=k, value=str(v)) for k, v in c.items()]
-        arr = DiagnosticArray(status=[st])
-        arr.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(arr)
+        publish_diagnostic(self, self.diag_pub, st, c)
 
 
 def main(args: list[str] | None = None) -> None:
-    import rclpy
-
-    rclpy.init(args=args)
-    node = BridgeNode()
-    try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_main(BridgeNode, args)

@@ -16,7 +16,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from dppo_robot.deploy.camera import Frame, RealSenseCapture
 from dppo_robot.deploy.config import CameraConfig, DeployConfig
 from dppo_robot_ros import convert
-from dppo_robot_ros.common import SENSOR, declare_config
+from dppo_robot_ros.common import SENSOR, declare_config, spin_main
 
 
 def fill_camera_info(msg, frame: Frame, frame_id: str):
@@ -82,14 +82,4 @@ class CameraNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    import rclpy
-
-    rclpy.init(args=args)
-    node = CameraNode()
-    try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_main(CameraNode, args)

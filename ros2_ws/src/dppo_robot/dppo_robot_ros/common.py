@@ -1,4 +1,4 @@
-"""Shared node helpers: config loading, QoS profiles, steady-clock timers, grid-aligned timers."""
+"""Shared node helpers: config loading, QoS profiles, timers, diagnostics, the spin-until-Ctrl-C main."""
 
 from __future__ import annotations
 
@@ -71,3 +71,28 @@ class GridTimer:
             if t is not None:
                 self.node.destroy_timer(t)
         self.timer = self._oneshot = None
+
+
+def publish_diagnostic(node: Node, pub, status, values: dict) -> None:
+    """Publish one DiagnosticStatus (values as KeyValue strings) stamped with the node's clock."""
+    from diagnostic_msgs.msg import DiagnosticArray, KeyValue
+
+    status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+    arr = DiagnosticArray(status=[status])
+    arr.header.stamp = node.get_clock().now().to_msg()
+    pub.publish(arr)
+
+
+def spin_main(make_node: Callable[[], Node], args: list[str] | None = None) -> None:
+    """Console-script main: init, spin one node until Ctrl-C, clean up."""
+    import rclpy
+
+    rclpy.init(args=args)
+    node = make_node()
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

@@ -11,14 +11,14 @@ per-part tracking status, images processed, the tags seen per camera.
 
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Pose, PoseArray
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from dppo_robot.calibration.part_pose_config import PartPoseConfig, build_estimator, load_part_pose_config
 from dppo_robot_ros import convert
-from dppo_robot_ros.common import RELIABLE, SENSOR, steady_timer
+from dppo_robot_ros.common import RELIABLE, SENSOR, publish_diagnostic, spin_main, steady_timer
 
 
 class PartPoseNode(Node):
@@ -71,21 +71,8 @@ class PartPoseNode(Node):
         for c, fr in self.estimator.latest.items():
             vals[f"{c}.tags"] = sorted(d.tag_id for d in fr.detections)
             vals[f"{c}.base"] = fr.base_source or "none"
-        st.values = [KeyValue(key=k, value=str(v)) for k, v in vals.items()]
-        arr = DiagnosticArray(status=[st])
-        arr.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(arr)
+        publish_diagnostic(self, self.diag_pub, st, vals)
 
 
 def main(args: list[str] | None = None) -> None:
-    import rclpy
-
-    rclpy.init(args=args)
-    node = PartPoseNode()
-    try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_main(PartPoseNode, args)

@@ -17,7 +17,7 @@ import time
 from collections import deque
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.duration import Duration
 from rclpy.lifecycle import Node as LifecycleNode
@@ -30,7 +30,16 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from dppo_robot.deploy.chunks import PolicyCore, TickResult
 from dppo_robot.deploy.config import DeployConfig
 from dppo_robot_ros import convert
-from dppo_robot_ros.common import BEST_EFFORT, RELIABLE, SENSOR, GridTimer, declare_config, steady_timer
+from dppo_robot_ros.common import (
+    BEST_EFFORT,
+    RELIABLE,
+    SENSOR,
+    GridTimer,
+    declare_config,
+    publish_diagnostic,
+    spin_main,
+    steady_timer,
+)
 
 CHANNELS = {
     "ee_pose": (PoseStamped, convert.pose_sample, BEST_EFFORT),
@@ -234,21 +243,8 @@ class PolicyNode(LifecycleNode):
         for ch, buf in self.core.builder.buffers.items():
             vals[f"{ch}.received"] = buf.received
             vals[f"{ch}.age_s"] = round(now - buf.newest.stamp_s, 4) if buf.newest else float("inf")
-        st.values = [KeyValue(key=k, value=str(v)) for k, v in vals.items()]
-        arr = DiagnosticArray(status=[st])
-        arr.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(arr)
+        publish_diagnostic(self, self.diag_pub, st, vals)
 
 
 def main(args: list[str] | None = None) -> None:
-    import rclpy
-
-    rclpy.init(args=args)
-    node = PolicyNode()
-    try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_main(PolicyNode, args)
