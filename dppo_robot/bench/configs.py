@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dppo_robot.io_spec import CameraSpec, IOSpec, Slice
+from dppo_robot.io_spec import IOSpec
 from dppo_robot.model.diffusion import DiffusionPolicy
 from dppo_robot.model.normalization import Normalization
 from dppo_robot.model.policy_config import DenoiserConfig, DiffusionConfig, PolicyConfig
@@ -72,41 +72,12 @@ def synthetic_normalization(
     return Normalization(oc - oh, oc + oh, ac - ah, ac + ah, obs_eps, obs_clip)
 
 
-def _robomimic_obs(with_object: bool) -> list[Slice]:
-    obs = [
-        Slice("robot0_eef_pos", 3, "m", "base"),
-        Slice("robot0_eef_quat", 4, "quat", "base"),
-        Slice("robot0_gripper_qpos", 2, "m"),
-    ]
-    if with_object:
-        obs.append(Slice("object", 14, "", "base"))
-    return obs
+def _task_spec(task: str, **overrides) -> IOSpec:
+    """The IO spec of the simulated task the configuration belongs to (slice names as deployed)."""
+    import dppo_robot.envs  # noqa: F401  (registers the tasks; no simulator is loaded)
+    from dppo_robot.envs.registry import default_task_config, task_io_spec
 
-
-def _robomimic_action() -> list[Slice]:
-    return [
-        Slice("ee_delta_pos", 3, "normalized", "base"),
-        Slice("ee_delta_rot", 3, "normalized", "base"),
-        Slice("gripper", 1, "normalized"),
-    ]
-
-
-def _furniture_spec() -> IOSpec:
-    obs = [
-        Slice("ee_pos", 3, "m", "base_tag"),
-        Slice("ee_rot_6d", 6, "6d", "base_tag"),
-        Slice("ee_lin_vel", 3, "m/s", "base_tag"),
-        Slice("ee_ang_vel", 3, "rad/s", "base_tag"),
-        Slice("gripper_width", 1, "m"),
-        *[Slice(f"part{i}_pose", 7, "pos+quat", "base_tag") for i in range(5)],
-        Slice("obstacle_pose", 7, "pos+quat", "base_tag"),
-    ]
-    act = [
-        Slice("ee_pos", 3, "m", "base_tag"),
-        Slice("ee_rot_6d", 6, "6d", "base_tag"),
-        Slice("gripper", 1, "normalized"),
-    ]
-    return IOSpec(obs, act, 10.0)
+    return task_io_spec(default_task_config(task, **overrides))
 
 
 def square_mlp() -> BenchConfig:
@@ -127,7 +98,7 @@ def square_mlp() -> BenchConfig:
             min_sampling_denoising_std=0.1,
         ),
     )
-    spec = IOSpec(_robomimic_obs(True), _robomimic_action(), 20.0)
+    spec = _task_spec("square")
     return BenchConfig(
         "square_mlp",
         "robomimic square, state MLP [1024]x3, DDPM K=20 (K'=10: actor + actor_ft)",
@@ -165,7 +136,7 @@ def one_leg_mlp() -> BenchConfig:
         "one_leg_mlp",
         "furniture one_leg, state MLP [1024]x7 + LayerNorm, DDIM-5 (actor_ft)",
         cfg,
-        _furniture_spec(),
+        _task_spec("one_leg"),
         synthetic_normalization(58, 10, seed=2, obs_clip=5.0),
         seed=2,
     )
@@ -201,7 +172,7 @@ def one_leg_unet() -> BenchConfig:
         "one_leg_unet",
         "furniture one_leg, Unet1D dim 64 [1,2,4], Tp 16, DDIM-5 (actor_ft)",
         cfg,
-        _furniture_spec(),
+        _task_spec("one_leg"),
         synthetic_normalization(58, 10, seed=3, obs_clip=5.0),
         seed=3,
     )
@@ -235,7 +206,7 @@ def square_vit() -> BenchConfig:
             min_sampling_denoising_std=0.1,
         ),
     )
-    spec = IOSpec(_robomimic_obs(False), _robomimic_action(), 20.0, [CameraSpec("agentview", 96, 96)])
+    spec = _task_spec("square", cameras=["agentview"], image_size=96)
     return BenchConfig(
         "square_vit",
         "robomimic square pixels, ViT (patch 8, depth 1, 128) + MLP [768]x3, 96x96, DDIM-5 (actor_ft)",
