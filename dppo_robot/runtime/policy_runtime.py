@@ -16,6 +16,7 @@ import onnxruntime as ort
 
 from dppo_robot.bundle.manifest import BundleManifest, read_manifest
 from dppo_robot.checkpoint import file_sha256
+from dppo_robot.io_spec import IOSpec
 from dppo_robot.runtime.errors import BundleError, BundleMismatchError, ObservationError
 from dppo_robot.runtime.providers import resolve_providers
 from dppo_robot.typed_config import ConfigError
@@ -139,6 +140,17 @@ class PolicyRuntime:
                 f"bundle '{m.name}' ({self.bundle_dir}) runs at control_hz={m.control_hz}; "
                 f"{source} runs at {control_hz}"
             )
+
+    def check_spec(self, spec: IOSpec, source: str, cond_steps: int | None = None) -> None:
+        """check_compatible against a whole IO spec (slices, cameras, rate), e.g. a simulated task's."""
+        self.check_compatible(
+            [s.name for s in spec.obs],
+            [s.name for s in spec.action],
+            [c.name for c in spec.cameras],
+            spec.control_hz,
+            source=source,
+            cond_steps=cond_steps,
+        )
 
     # ----------------------------------------------------------------- inference
     def _mid_obs(self) -> np.ndarray:

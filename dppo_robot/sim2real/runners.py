@@ -186,13 +186,7 @@ def run_sim_trials(
     # the policy's history and executed-chunk lengths are the bundle's (as on the robot)
     task = dataclasses.replace(task, cond_steps=rt.manifest.cond_steps, act_steps=rt.manifest.act_steps)
     spec = task_io_spec(task)
-    rt.check_compatible(
-        [s.name for s in spec.obs],
-        [s.name for s in spec.action],
-        [c.name for c in spec.cameras],
-        spec.control_hz,
-        source=f"task '{task.name}'",
-    )
+    rt.check_spec(spec, f"task '{task.name}'")
     rng = np.random.default_rng(seed)
     session = session or f"sim-{time.strftime('%Y%m%dT%H%M%S')}-{new_trial_id()[:4]}"
     records: list[TrialRecord] = []

@@ -44,14 +44,7 @@ def evaluate_bundle(bundle_dir: str | Path, task: TaskConfig, settings: EvalSett
 
     rt = PolicyRuntime(bundle_dir, RuntimeConfig(intra_op_threads=1, warmup_iters=1))
     spec = task_io_spec(task)
-    rt.check_compatible(
-        [s.name for s in spec.obs],
-        [s.name for s in spec.action],
-        [c.name for c in spec.cameras],
-        spec.control_hz,
-        source=f"task '{task.name}'",
-        cond_steps=task.cond_steps,
-    )
+    rt.check_spec(spec, f"task '{task.name}'", cond_steps=task.cond_steps)
     rng = np.random.default_rng(settings.seed)
 
     def act(obs):
