@@ -13,6 +13,7 @@ Every figure it prints is measured in this run.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import time
 from pathlib import Path
@@ -101,10 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
     console.rule("[bold]3/3 sim-to-real report")
     files = write_report([sim_store.path, ros_store.path], out)
-    from dppo_robot.sim2real.records import load_trials
-    from dppo_robot.sim2real.report import analyse
-
-    console.print(rich_table(analyse(load_trials([sim_store.path, ros_store.path]))))
+    console.print(rich_table(json.loads(files["json"].read_text())))  # the analysis write_report saved
     for kind, path in files.items():
         console.print(f"  {kind}: {path}")
     console.print(f"  wall time {time.monotonic() - t_start:.0f} s")

@@ -95,10 +95,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
         base_cfg.diffusion.ft_denoising_steps = 0
         policy = build_policy(base_cfg, spec)
         policy.load_state_dict(pre.ema if pre.ema is not None else pre.model)
-        policy.enable_finetuning(cfg.ft_denoising_steps)
-        for name in ("min_sampling_denoising_std", "min_logprob_denoising_std", "randn_clip_value"):
-            setattr(policy, name, getattr(pc.diffusion, name))
-        policy.final_action_clip_value = pc.diffusion.final_action_clip_value
+        policy.enable_finetuning(cfg.ft_denoising_steps)  # base_cfg carries pc's sampler settings
     else:
         policy = build_policy(pc, spec)
         policy.load_state_dict(pre.ema if pre.ema is not None else pre.model)

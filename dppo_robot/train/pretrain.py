@@ -81,7 +81,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = True) -> Path:
     n = act_all.shape[0]
     policy = build_policy(pc, spec)
     policy.train()
-    ema = EMA(policy, cfg.ema_decay)
+    # EMA updates run every ema_every steps; those before ema_start_step are plain copies
+    ema = EMA(policy, cfg.ema_decay, start_step=max(0, -(-cfg.ema_start_step // cfg.ema_every) - 1))
     params = [p for p in policy.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = CosineWarmupSchedule(opt, cfg.train_steps + 1, cfg.lr, cfg.min_lr, cfg.lr_warmup_steps)
@@ -141,10 +142,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = True) -> Path:
             sched.step()
             step += 1
             if step % cfg.ema_every == 0:
-                if step < cfg.ema_start_step:
-                    ema.model.load_state_dict(policy.state_dict())
-                else:
-                    ema.update(policy)
+                ema.update(policy)
             losses.append(loss.item())
             if step % cfg.log_every == 0 or step == cfg.train_steps:
                 dt = time.monotonic() - t_last
