@@ -105,6 +105,7 @@ class PolicyCore:
             obs_min=np.asarray(m.normalization.obs_min),
             obs_max=np.asarray(m.normalization.obs_max),
             range_margin=cfg.obs_range_margin,
+            range_min_span=cfg.obs_range_min_span,
         )
         self.scheduler = ChunkScheduler(m.horizon_steps, m.act_steps, cfg.replan_below)
         self.names = flat_action_names([(s.name, s.size) for s in m.action_spec])

@@ -85,6 +85,9 @@ class PolicyNodeConfig:
     # Observation values farther than this fraction of the normalisation range outside
     # [obs_min, obs_max] are out of range: no chunk, a diagnostic.
     obs_range_margin: float = 1.0
+    # Floor (env units) of the span used above: a slice whose demonstrations barely moved (a resting
+    # part's quaternion spans ~0.01) is judged against this span instead of its own.
+    obs_range_min_span: float = 0.1
     # Run the chain when fewer than this many points of the pending chunk remain (0 = Ta rule:
     # replan after act_steps points).
     replan_below: int = 0
@@ -198,6 +201,10 @@ class SimConfig:
     obs_noise_std: float = 0.0
     # Wall seconds to wait for the policy tick / bridge target before going on (the stack holds).
     lockstep_timeout_s: float = 2.0
+    # End an episode as a failure ("policy_held") after this many simulated seconds in a row without
+    # a target from the bridge (the stack holding, e.g. on out-of-range observations); 0 = never.
+    # A real operator would stop such a trial; without it a held episode runs to its step limit.
+    abort_after_hold_s: float = 0.0
     z_m: float = 0.0  # z published for 2-D tasks
 
 

@@ -151,6 +151,7 @@ class ObsHistoryBuilder:
         obs_min: np.ndarray | None = None,
         obs_max: np.ndarray | None = None,
         range_margin: float = 1.0,
+        range_min_span: float = 0.0,
     ) -> None:
         if len(obs) != len(slice_sizes):
             raise ValueError(f"{len(obs)} obs sources for {len(slice_sizes)} slices")
@@ -166,6 +167,7 @@ class ObsHistoryBuilder:
         self.lo = self.hi = None
         if obs_min is not None and obs_max is not None:
             span = np.asarray(obs_max, np.float64) - np.asarray(obs_min, np.float64)
+            span = np.maximum(span, range_min_span)
             self.lo = np.asarray(obs_min) - range_margin * span
             self.hi = np.asarray(obs_max) + range_margin * span
 

@@ -44,6 +44,7 @@ class EpisodeOutcome:
     success: bool
     ret: float
     length: int
+    aborted: str = ""  # why the simulation ended the episode early ("policy_held"), "" otherwise
 
 
 class SimFranka:
@@ -76,6 +77,8 @@ class SimFranka:
         self.ret = 0.0
         self.length = 0
         self.success = False
+        self.held_s = 0.0  # simulated seconds in a row without a target
+        self.aborted = ""
         self.state: SimState | None = None
         self._delayed: deque[SimState] = deque()
 
@@ -109,6 +112,7 @@ class SimFranka:
         obs, info = self.env.reset(seed=self.seed)
         self.time_s = start_time_s
         self.ret, self.length, self.success = 0.0, 0, bool(info.get("success", False))
+        self.held_s, self.aborted = 0.0, ""
         self.state = self._make_state(obs)
         self._delayed.clear()
         return self.state
@@ -121,9 +125,14 @@ class SimFranka:
         return self.mapper.to_action(target, self.state.ee_position, self.state.ee_quat)
 
     def step(self, target: PoseTarget | None) -> tuple[SimState, bool]:
-        """One env step towards target; returns the new state and whether the episode ended."""
+        """One env step towards target (None: the stack holds); returns the new state and whether the
+        episode ended (the task ended it, or the stack held longer than sim.abort_after_hold_s)."""
         action = self.action_for(target)
         obs, reward, term, trunc, info = self.env.step(action)
+        self.held_s = self.held_s + self.dt if target is None else 0.0
+        limit = self.cfg.abort_after_hold_s
+        if limit > 0 and self.held_s >= limit - 1e-9 and not (term or trunc):
+            self.aborted, trunc = "policy_held", True
         self.time_s += self.dt
         self.ret += float(reward)
         self.length += 1
@@ -132,7 +141,7 @@ class SimFranka:
         return self.state, bool(term or trunc)
 
     def outcome(self) -> EpisodeOutcome:
-        return EpisodeOutcome(self.episode, self.seed, self.success, self.ret, self.length)
+        return EpisodeOutcome(self.episode, self.seed, self.success, self.ret, self.length, self.aborted)
 
     def published(self, state: SimState) -> SimState | None:
         """Perturbations: the state published now (noise; latency delays it by obs_latency_s)."""

@@ -64,6 +64,7 @@ class EpisodeEnd:
     phase_name: str | None
     start_utc: str
     end_utc: str
+    aborted: str = ""  # the simulation ended the episode early (e.g. "policy_held")
 
 
 def make_record(
@@ -103,7 +104,7 @@ def make_record(
         randomness=task.randomness,
         initial_condition=f"seed:{ep.seed}",
         seed=ep.seed,
-        failure_mode="" if ep.success else f"stopped_after_{name}",
+        failure_mode="" if ep.success else (ep.aborted or f"stopped_after_{name}"),
         trial_id=new_trial_id(),
         session=session,
         trial_index=index,

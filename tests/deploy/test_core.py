@@ -67,6 +67,22 @@ def test_stale_missing_nan_and_range_refused():
     assert not r.ok and "out of range" in r.reason and "'pos'" in r.reason
 
 
+def test_range_span_floor_widens_narrow_slices_only():
+    # slice 0 barely moved in the data (span 0.002), slice 1 spans 2
+    lo, hi = np.array([0.0, -1.0, 0.0, 0.0]), np.array([0.002, 1.0, 1.0, 1.0])
+    narrow = builder(obs_min=lo, obs_max=hi, range_margin=1.0)
+    floored = builder(obs_min=lo, obs_max=hi, range_margin=1.0, range_min_span=0.1)
+    for b in (narrow, floored):
+        for t in (0.0, 0.1):
+            b.add("ee_pose", pose(t, 0.05))  # 0.048 above the data range of slice 0
+            b.add("task_state", state(t, [0.5, 0.5]))
+    assert not narrow.assemble(0.1).ok
+    assert floored.assemble(0.1).ok
+    floored.add("ee_pose", pose(0.2, 0.2))  # beyond the floored margin (0.002 + 0.1)
+    floored.add("task_state", state(0.2, [0.5, 0.5]))
+    assert "out of range" in floored.assemble(0.2).reason
+
+
 def test_scheduler_replans_after_ta_points():
     s = ChunkScheduler(horizon_steps=8, act_steps=4)
     assert s.due(0.0)
@@ -172,6 +188,20 @@ def test_sim_franka_follows_targets_with_any_registered_task():
     assert st2.time_s == pytest.approx(1.1) and not done
     with pytest.raises(ValueError, match="not an observation slice"):
         SimFranka(SimConfig(task="reach2d", ee_position_slice="eef"), ActionMapping(position_slice="vel"))
+
+
+def test_sim_franka_aborts_an_episode_the_stack_holds():
+    from dppo_robot.deploy.sim_franka import SimFranka
+
+    cfg = SimConfig(task="reach2d", ee_position_slice="pos", seed=3, abort_after_hold_s=0.3)
+    sim = SimFranka(cfg, ActionMapping(position_slice="vel", position_scale_m=0.1))
+    st = sim.reset(0.0)
+    target = PoseTarget(st.ee_position + np.array([0.01, 0.0, 0.0]), st.ee_quat)
+    assert [sim.step(t)[1] for t in (None, None, target, None, None)] == [False] * 5  # a target resets the count
+    _, done = sim.step(None)  # third held step in a row: 0.3 s at 10 Hz
+    assert done and sim.outcome().aborted == "policy_held" and not sim.outcome().success
+    sim.reset(1.0)
+    assert sim.outcome().aborted == ""
 
 
 def test_message_readers_work_on_plain_objects():
