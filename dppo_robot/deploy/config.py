@@ -97,6 +97,10 @@ class PolicyNodeConfig:
     # time (0 = tick at once with what has arrived). The lockstep simulation sets it so that no
     # tick runs on samples still in flight.
     input_wait_s: float = 0.0
+    # Latency (s) of the inputs that input_wait_s waits for: a tick at grid time t waits for samples
+    # stamped at or after t - input_latency_s. With a simulation that delays observations by
+    # sim.obs_latency_s, this must cover that delay rounded up to the sim step.
+    input_latency_s: float = 0.0
     # Lockstep with a simulation: a chunk must be acknowledged by its readers before the tick
     # that announces it goes out (so the bridge always has it before the clock moves on).
     lockstep: bool = False

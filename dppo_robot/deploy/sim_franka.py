@@ -15,13 +15,14 @@ Shapes: obs slices float64 [size]; images uint8 [3, H, W].
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from dppo_robot.deploy.action_map import ActionMapper, PoseTarget
-from dppo_robot.deploy.config import ActionMapping, SimConfig
+from dppo_robot.deploy.config import ActionMapping, PolicyNodeConfig, SimConfig
 from dppo_robot.deploy.pose_math import IDENTITY_QUAT
 
 
@@ -142,6 +143,21 @@ class SimFranka:
 
     def outcome(self) -> EpisodeOutcome:
         return EpisodeOutcome(self.episode, self.seed, self.success, self.ret, self.length, self.aborted)
+
+    @property
+    def published_lag_s(self) -> float:
+        """Age of the newest published state: obs_latency_s rounded up to whole sim steps."""
+        return math.ceil(self.cfg.obs_latency_s / self.dt - 1e-9) * self.dt
+
+    def check_lockstep(self, policy: PolicyNodeConfig) -> None:
+        """A lockstep policy tick must not wait for samples the delayed publishing never sends."""
+        if policy.lockstep and policy.input_wait_s > 0 and policy.input_latency_s < self.published_lag_s - 1e-9:
+            raise ValueError(
+                f"sim.obs_latency_s {self.cfg.obs_latency_s} s delays published states by "
+                f"{self.published_lag_s:.3f} s at {self.task.control_hz:g} Hz, but policy.input_latency_s is "
+                f"{policy.input_latency_s}: every lockstep tick would wait out its timeout; set "
+                f"policy.input_latency_s >= {self.published_lag_s:.3f}"
+            )
 
     def published(self, state: SimState) -> SimState | None:
         """Perturbations: the state published now (noise; latency delays it by obs_latency_s)."""

@@ -190,6 +190,27 @@ def test_sim_franka_follows_targets_with_any_registered_task():
         SimFranka(SimConfig(task="reach2d", ee_position_slice="eef"), ActionMapping(position_slice="vel"))
 
 
+def test_lockstep_with_obs_latency_needs_input_latency():
+    from dppo_robot.deploy.config import PolicyNodeConfig
+    from dppo_robot.deploy.sim_franka import SimFranka
+
+    sim = SimFranka(
+        SimConfig(task="reach2d", ee_position_slice="pos", obs_latency_s=0.02),
+        ActionMapping(position_slice="vel", position_scale_m=0.1),
+    )
+    assert sim.published_lag_s == pytest.approx(0.1)  # 20 ms rounds up to one 10 Hz step
+    policy = PolicyNodeConfig(lockstep=True, input_wait_s=2.0)
+    with pytest.raises(ValueError, match=r"policy.input_latency_s >= 0.100"):
+        sim.check_lockstep(policy)
+    policy.input_latency_s = 0.1
+    sim.check_lockstep(policy)
+    # the delayed state published at t is the one from t - 0.1
+    st = sim.reset(0.0)
+    assert sim.published(st) is None
+    st2, _ = sim.step(None)
+    assert sim.published(st2).time_s == pytest.approx(0.0)
+
+
 def test_sim_franka_aborts_an_episode_the_stack_holds():
     from dppo_robot.deploy.sim_franka import SimFranka
 

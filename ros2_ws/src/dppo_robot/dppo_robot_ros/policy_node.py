@@ -160,10 +160,14 @@ class PolicyNode(LifecycleNode):
                 self.core.builder.add(channel, conv(msg))
             except (ValueError, AttributeError) as e:
                 self._report_fault(f"bad '{channel}' message: {e}")
-            if self._pending is not None and self.core.builder.complete(self._pending[0]):
+            if self._pending is not None and self._inputs_in(self._pending[0]):
                 self._run_tick(self._pending[0])
 
         return cb
+
+    def _inputs_in(self, grid: float) -> bool:
+        """Every input stamped up to grid - input_latency_s has arrived."""
+        return self.core.builder.complete(grid - self.cfg.policy.input_latency_s)
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -175,7 +179,7 @@ class PolicyNode(LifecycleNode):
         if self._pending is not None:  # the previous tick never got its inputs: run it now
             self._run_tick(self._pending[0])
         wait = self.cfg.policy.input_wait_s
-        if wait > 0 and not self.core.builder.complete(grid):
+        if wait > 0 and not self._inputs_in(grid):
             self._pending = (grid, time.monotonic() + wait)
             return
         self._run_tick(grid)

@@ -43,6 +43,7 @@ class SimFrankaNode(Node):
         cfg, _ = declare_config(self, config)
         self.cfg = cfg
         self.sim = SimFranka(cfg.sim, cfg.action)
+        self.sim.check_lockstep(cfg.policy)
         self.cond_steps = cond_steps
         self.dt_ns = round(1e9 / self.sim.task.control_hz)
         self.lead_ns = round(cfg.bridge.latency_s * 1e9)
