@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             on_episode=lambda o: print(f"episode {o.episode}: seed {o.seed} success={o.success} length={o.length}"),
         )
         timeouts, stats, counters = dict(stack.sim.timeouts), dict(stack.policy.stats), dict(stack.bridge.core.counters)
+        hold_reasons = dict(stack.policy.hold_reasons.most_common())
     finally:
         stack.close()
         ctx.try_shutdown()
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         "mean_return": sum(o.ret for o in outs) / max(len(outs), 1),
         "lockstep_timeouts": timeouts,
         "policy": stats,
+        "policy_hold_reasons": hold_reasons,
         "bridge": counters,
         "wall_s": round(time.monotonic() - t0, 1),
         "episodes_detail": [o.__dict__ for o in outs],

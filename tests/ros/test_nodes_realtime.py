@@ -165,6 +165,9 @@ def test_bad_observations_publish_no_chunk_and_raise_a_diagnostic(ros_context, r
     errors = [s for d in diags for s in d.status if s.level == DiagnosticStatus.ERROR]
     want = "non-finite" if bad == "nan" else "out of range"
     assert any(want in s.message for s in errors), [s.message for d in diags for s in d.status]
+    # every hold is counted under its reason (numbers folded to '#') for deploy.json
+    assert sum(policy.hold_reasons.values()) == policy.stats["holds"] > 0
+    assert any(want in r and "#" in r for r in policy.hold_reasons), policy.hold_reasons
 
 
 def test_camera_stop_makes_the_bridge_hold_within_two_control_periods(ros_context, camera_bundle):

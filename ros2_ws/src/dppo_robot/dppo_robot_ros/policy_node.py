@@ -13,8 +13,9 @@ once on a fault.
 
 from __future__ import annotations
 
+import re
 import time
-from collections import deque
+from collections import Counter, deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -49,6 +50,8 @@ CHANNELS = {
     "task_state": (JointState, convert.joint_state_sample, RELIABLE),
 }
 
+_NUMBER = re.compile(r"[-+]?\d+(\.\d+)?(e[-+]?\d+)?")
+
 
 class PolicyNode(LifecycleNode):
     def __init__(self, name: str = "dppo_policy", config: DeployConfig | None = None, bundle: str = "", **kw) -> None:
@@ -67,6 +70,7 @@ class PolicyNode(LifecycleNode):
         self._fault = ""
         self._pending: tuple[float, float] | None = None  # (grid time, wall deadline) of a waiting tick
         self.stats = {"ticks": 0, "chunks": 0, "holds": 0}
+        self.hold_reasons: Counter[str] = Counter()  # reason with its numbers as '#' -> ticks
         self.inference_ms: deque[float] = deque(maxlen=200)
         self.obs_to_chunk_ms: deque[float] = deque(maxlen=200)
         self.tick_wall: deque[float] = deque(maxlen=2000)
@@ -207,6 +211,7 @@ class PolicyNode(LifecycleNode):
             self._fault = ""
         elif res.hold:
             self.stats["holds"] += 1
+            self.hold_reasons[_NUMBER.sub("#", res.reason)] += 1
             tick.frame_id = f"hold: {res.reason}"
             self._report_fault(res.reason)
         else:
