@@ -125,12 +125,14 @@ class SimFranka:
             target = PoseTarget(self.state.ee_position.copy(), self.state.ee_quat.copy(), None)
         return self.mapper.to_action(target, self.state.ee_position, self.state.ee_quat)
 
-    def step(self, target: PoseTarget | None) -> tuple[SimState, bool]:
-        """One env step towards target (None: the stack holds); returns the new state and whether the
-        episode ended (the task ended it, or the stack held longer than sim.abort_after_hold_s)."""
+    def step(self, target: PoseTarget | None, stack_held: bool = False) -> tuple[SimState, bool]:
+        """One env step towards target; returns the new state and whether the episode ended (the task
+        ended it, or the stack held longer than sim.abort_after_hold_s). The stack holds when no
+        target came (None) or when the policy said so (stack_held: the bridge then streams the
+        measured pose, a target that is not the policy's)."""
         action = self.action_for(target)
         obs, reward, term, trunc, info = self.env.step(action)
-        self.held_s = self.held_s + self.dt if target is None else 0.0
+        self.held_s = self.held_s + self.dt if (target is None or stack_held) else 0.0
         limit = self.cfg.abort_after_hold_s
         if limit > 0 and self.held_s >= limit - 1e-9 and not (term or trunc):
             self.aborted, trunc = "policy_held", True

@@ -223,6 +223,9 @@ def test_sim_franka_aborts_an_episode_the_stack_holds():
     assert done and sim.outcome().aborted == "policy_held" and not sim.outcome().success
     sim.reset(1.0)
     assert sim.outcome().aborted == ""
+    # the bridge streams a hold target while the policy holds: that counts as held too
+    assert [sim.step(target, stack_held=True)[1] for _ in range(3)] == [False, False, True]
+    assert sim.outcome().aborted == "policy_held"
 
 
 def test_message_readers_work_on_plain_objects():

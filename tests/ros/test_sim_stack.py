@@ -78,3 +78,20 @@ def test_episodes_stop_cleanly_and_node_stats_are_consistent(ros_context, reach2
         assert stack.policy.stats["ticks"] > 0 and stack.bridge.published > 0
     finally:
         stack.close()
+
+
+def test_a_trial_the_policy_holds_is_stopped_as_policy_held(ros_context, reach2d_bundle):
+    from dppo_robot_ros.compose import SimStack
+
+    cfg = reach2d_config()
+    cfg.sim.obs_noise_std = 100.0  # every observation far out of the bundle's range: the policy holds
+    cfg.sim.abort_after_hold_s = 0.5  # 5 ticks at 10 Hz
+    stack = SimStack(cfg, str(reach2d_bundle), ros_context)
+    try:
+        (out,) = stack.run(1)
+        reasons = dict(stack.policy.hold_reasons)
+    finally:
+        stack.close()
+    assert out.aborted == "policy_held" and not out.success
+    assert out.length < 10, out.length  # not the 40-step time limit
+    assert any("out of range" in r for r in reasons), reasons

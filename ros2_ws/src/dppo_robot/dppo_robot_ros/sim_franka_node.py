@@ -67,6 +67,7 @@ class SimFrankaNode(Node):
         self._target: tuple[int, PoseTarget] | None = None
         self._gripper: float | None = None
         self._tick_ns = -1
+        self._tick_held = False  # the newest policy tick said "hold: ..." (no chunk: the stack holds)
         self.now_ns = 0
         self.grid_ns = 0
         self.timeouts = {"tick": 0, "target": 0}
@@ -85,7 +86,10 @@ class SimFrankaNode(Node):
 
     def _on_tick(self, msg: Header) -> None:
         with self._cv:
-            self._tick_ns = max(self._tick_ns, msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec)
+            ns = msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec
+            if ns >= self._tick_ns:
+                self._tick_held = msg.frame_id.startswith("hold")
+            self._tick_ns = max(self._tick_ns, ns)
             self._cv.notify_all()
 
     # ---------------------------------------------------------------- outputs
@@ -150,7 +154,7 @@ class SimFrankaNode(Node):
                 self.set_clock(nxt - self.lead_ns)
                 got = self._wait(lambda t=nxt: self._target is not None and self._target[0] >= t - 1000, "target", stop)
                 target = self._target[1] if got and self._target is not None else None
-                st, done = self.sim.step(target)
+                st, done = self.sim.step(target, stack_held=self._tick_held)
                 t_ns = nxt
             self.grid_ns = t_ns
             out = self.sim.outcome()
