@@ -15,11 +15,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", choices=["success", "all"], default="success", help="which episodes to keep")
     parser.add_argument("--cameras", nargs="*", default=[], help="cameras for a pixel dataset (e.g. agentview)")
+    parser.add_argument(
+        "--exec-noise",
+        type=float,
+        default=0.0,
+        help="DART: std of Gaussian noise added to the executed arm action (not to the recorded one), "
+        "so the data shows the demonstrator correcting its own drift (default 0)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = default_task_config(args.task, cameras=list(args.cameras))
-    r = collect_demos(cfg, args.episodes, args.seed, args.out, keep=args.keep)
+    r = collect_demos(cfg, args.episodes, args.seed, args.out, keep=args.keep, exec_noise_std=args.exec_noise)
     print(
         f"{r['task']}: demonstrator succeeded {r['successes']}/{r['episodes']} ({r['rate']:.0%}); "
         f"kept {r['kept']} episodes, {r['steps']} steps -> {args.out}"

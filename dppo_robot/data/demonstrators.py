@@ -324,9 +324,19 @@ def make_demonstrator(task: str, **kwargs: Any) -> Demonstrator:
 
 
 def run_episode(
-    env: gym.Env, demo: Demonstrator, seed: int, rng: np.random.Generator, post_success_steps: int = 10
+    env: gym.Env,
+    demo: Demonstrator,
+    seed: int,
+    rng: np.random.Generator,
+    post_success_steps: int = 10,
+    exec_noise_std: float = 0.0,
 ) -> dict[str, Any]:
-    """One demonstration; stops post_success_steps after the first success, or when the episode ends."""
+    """One demonstration; stops post_success_steps after the first success, or when the episode ends.
+
+    exec_noise_std > 0 is DART (Laskey et al., 2017): the env executes the action plus Gaussian noise
+    on every dimension but the last (the gripper of the arm tasks), the dataset records the demonstrator's clean
+    action, so the data covers states off the demonstrator's path together with its corrections.
+    """
     obs, _ = env.reset(seed=seed)
     demo.reset(env, rng)
     states, actions, images = [], [], []
@@ -339,6 +349,9 @@ def run_episode(
         else:
             states.append(obs)
         actions.append(a)
+        if exec_noise_std > 0:
+            a = np.asarray(a, np.float32).copy()
+            a[:-1] = np.clip(a[:-1] + rng.normal(0.0, exec_noise_std, a.shape[0] - 1), -1.0, 1.0)
         obs, _, terminated, truncated, info = env.step(a)
         t += 1
         success = success or bool(info.get("success", False))
@@ -363,6 +376,7 @@ def collect_demos(
     demonstrator: Demonstrator | None = None,
     post_success_steps: int = 10,
     progress: bool = True,
+    exec_noise_std: float = 0.0,
 ) -> dict[str, Any]:
     """Run the task's scripted demonstrator for n_episodes; write the dataset and a report.
 
@@ -386,7 +400,7 @@ def collect_demos(
     t0 = time.monotonic()
     try:
         for ep in range(n_episodes):
-            r = run_episode(env, demo, int(seeds[ep]), rng, post_success_steps)
+            r = run_episode(env, demo, int(seeds[ep]), rng, post_success_steps, exec_noise_std)
             successes += int(r["success"])
             lengths.append(r["length"])
             if keep == "all" or r["success"]:
@@ -412,6 +426,7 @@ def collect_demos(
         "mean_episode_steps": float(np.mean(lengths)),
         "seed": seed,
         "cameras": list(task_cfg.cameras),
+        "exec_noise_std": exec_noise_std,
         "wall_s": round(time.monotonic() - t0, 2),
     }
     with open(out / "demos_report.json", "w") as f:

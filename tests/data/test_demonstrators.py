@@ -29,6 +29,31 @@ def test_reach2d_demonstrator_is_mediocre_and_multimodal():
     assert min(wins.values()) > 0.3 * sum(wins.values())  # both gaps are used successfully
 
 
+class _Executed(gym.Wrapper):
+    """Records the actions the env really executes."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.executed: list[np.ndarray] = []
+
+    def step(self, action):
+        self.executed.append(np.array(action, np.float32))
+        return self.env.step(action)
+
+
+def test_dart_executes_noisy_actions_and_records_clean_ones():
+    env = _Executed(make_env(default_task_config("reach2d")))
+    clean = run_episode(env, Reach2DDemonstrator(action_noise_std=0.0), 3, np.random.default_rng(0))
+    assert np.array_equal(np.asarray(env.executed), clean["actions"])
+    env.executed.clear()
+    r = run_episode(env, Reach2DDemonstrator(action_noise_std=0.0), 3, np.random.default_rng(0), exec_noise_std=0.3)
+    executed = np.asarray(env.executed)
+    # the executed arm action is perturbed; the gripper (last dim) is not
+    assert np.abs(executed[:, :-1] - r["actions"][:, :-1]).mean() > 0.1
+    assert np.array_equal(executed[:, -1], r["actions"][:, -1])
+    assert np.abs(r["actions"]).max() <= 1.0
+
+
 def test_collect_reach2d(tmp_path, capsys):
     cfg = default_task_config("reach2d")
     report = collect_demos(cfg, 30, seed=1, out_dir=tmp_path, keep="success")
