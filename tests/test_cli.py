@@ -62,3 +62,10 @@ def test_demo_runs_end_to_end(tmp_path):
     for name in ("report.md", "report.html", "report.json", "trials/sim.jsonl", "trials/sim_in_the_loop.jsonl"):
         assert (out / name).is_file(), name
     assert "3/3 sim-to-real report" in r.stdout
+
+
+def test_collect_demos_for_a_task_without_demonstrator_is_one_line(tmp_path):
+    r = cli("collect-demos", "halfcheetah", "--out", str(tmp_path / "d"), "--episodes", "1")
+    assert r.returncode == 2
+    assert "no scripted demonstrator" in r.stderr and "square" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "d").exists()

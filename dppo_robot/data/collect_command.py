@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from dppo_robot.data.demonstrators import collect_demos
+from dppo_robot.data.demonstrators import DEMONSTRATORS, collect_demos
 from dppo_robot.envs.registry import default_task_config
 
 
@@ -25,7 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = default_task_config(args.task, cameras=list(args.cameras))
+    cfg = default_task_config(args.task, cameras=list(args.cameras))  # unknown task: UnknownTaskError
+    if args.task not in DEMONSTRATORS:
+        print(
+            f"dppo-robot collect-demos: error: task '{args.task}' has no scripted demonstrator "
+            f"(have {', '.join(sorted(DEMONSTRATORS))})",
+            file=sys.stderr,
+        )
+        return 2
+    if not 0.0 <= args.exec_noise <= 1.0:
+        print(f"dppo-robot collect-demos: error: --exec-noise {args.exec_noise} not in [0, 1]", file=sys.stderr)
+        return 2
     r = collect_demos(cfg, args.episodes, args.seed, args.out, keep=args.keep, exec_noise_std=args.exec_noise)
     print(
         f"{r['task']}: demonstrator succeeded {r['successes']}/{r['episodes']} ({r['rate']:.0%}); "
