@@ -1,7 +1,11 @@
-"""Robot PC: policy node (lifecycle, configured and activated here), Franka bridge, cameras.
+"""Robot PC: policy node (lifecycle, configured here, activated unless activate:=false), Franka
+bridge, cameras.
 
     ros2 launch dppo_robot deploy.launch.py bundle:=/path/to/bundle robot_ip:=172.16.0.2 \
         camera_serials:=123456789012,234567890123 dry_run:=true
+
+For hardware trial sessions (`dppo-robot trials run`), launch with activate:=false: the session
+activates the policy at each trial's start and deactivates it at its end.
 
 franka_ros2 (the controller manager with a Cartesian impedance controller reading
 /target_pose) and a relay of robot_state.robot_mode to /franka/robot_mode run beside it.
@@ -9,6 +13,7 @@ franka_ros2 (the controller manager with a Cartesian impedance controller readin
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.conditions import IfCondition
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
@@ -43,6 +48,11 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument(
             "dry_run", default_value="false", description="run everything but publish no target to the robot"
+        ),
+        DeclareLaunchArgument(
+            "activate",
+            default_value="true",
+            description="activate the policy once configured (false: it waits inactive, e.g. for trials run)",
         ),
     ]
     policy = LifecycleNode(
@@ -80,6 +90,7 @@ def generate_launch_description() -> LaunchDescription:
                     )
                 )
             ],
-        )
+        ),
+        condition=IfCondition(LaunchConfiguration("activate")),
     )
     return LaunchDescription([*args, policy, bridge, OpaqueFunction(function=_cameras), activate, configure])
