@@ -1,4 +1,7 @@
-"""Write policy bundles: export the chain to ONNX, verify it against torch, hash, describe.
+"""Write policy bundles: export the graph to ONNX, verify it against torch, hash, describe.
+
+Diffusion policies export their whole sampling chain (onnx_chain), Gaussian MLP policies their
+mean (onnx_gaussian).
 
 A bundle is written into a temporary sibling directory and renamed into place only after
 verification passed, so a failed export never leaves a half-written bundle.
@@ -9,11 +12,15 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
 from dppo_robot.bundle.manifest import (
+    GAUSSIAN_NETWORK,
     ONNX_NAME,
     SCHEMA_VERSION,
     BundleManifest,
@@ -27,14 +34,20 @@ from dppo_robot.bundle.manifest import (
     utc_now,
     write_manifest,
 )
-from dppo_robot.bundle.onnx_chain import OPSET, export_chain_onnx, verify_against_torch
+from dppo_robot.bundle.onnx_chain import export_chain_onnx, verify_against_torch
+from dppo_robot.bundle.onnx_gaussian import export_gaussian_onnx, verify_gaussian_against_torch
+from dppo_robot.bundle.onnx_graph import OPSET, Feeds
 from dppo_robot.checkpoint import PolicyCheckpoint, load_checkpoint
 from dppo_robot.io_spec import IOSpec
 from dppo_robot.model.diffusion import DiffusionPolicy
 from dppo_robot.model.env_units import noise_steps
+from dppo_robot.model.gaussian_mlp import GaussianMLP
 from dppo_robot.model.normalization import Normalization
 from dppo_robot.model.policy_config import PolicyConfig
-from dppo_robot.model.policy_factory import build_diffusion_policy
+from dppo_robot.model.policy_factory import build_policy
+
+ExportablePolicy = DiffusionPolicy | GaussianMLP
+SessionRun = Callable[[Feeds], np.ndarray]  # graph feeds -> actions [B, Tp, Da]
 
 
 class ExportError(ValueError):
@@ -69,8 +82,52 @@ def _check_dims(cfg: PolicyConfig, spec: IOSpec, norm: Normalization) -> None:
             raise ExportError(f"{a} has {va} dims but {b} is {vb}")
 
 
+@dataclass
+class _Graph:
+    """An exported policy graph with what its manifest needs to say about it."""
+
+    data: bytes  # the ONNX model
+    verify: Callable[[SessionRun, float], dict]  # (session_run, tolerance) -> verification record
+    compared_with: str
+    network: str  # the manifest's `denoiser` field
+    sampler: SamplerSpec | None
+    noise: list[TensorSpec]  # the noise input, diffusion only
+
+
+def _export_graph(policy: ExportablePolicy, cfg: PolicyConfig, spec: IOSpec, norm: Normalization, path: Path) -> _Graph:
+    """Trace the graph of cfg.kind to path (ONNX)."""
+    to = cfg.cond_steps
+    if cfg.kind == "diffusion":
+        if not isinstance(policy, DiffusionPolicy):
+            raise ExportError(f"policy config kind 'diffusion' but the policy is a {type(policy).__name__}")
+        s = noise_steps(policy)
+        return _Graph(
+            export_chain_onnx(policy, norm, spec, to, path),
+            lambda run, tol: verify_against_torch(run, policy, norm, spec, to, tolerance=tol),
+            "torch DiffusionPolicy.sample (eval mode), same x_T and noise",
+            cfg.denoiser.kind,
+            sampler_spec(policy),
+            [TensorSpec("noise", "float32", ["B", s, cfg.horizon_steps, cfg.action_dim])],
+        )
+    if not isinstance(policy, GaussianMLP):
+        raise ExportError(f"policy config kind 'gaussian' but the policy is a {type(policy).__name__}")
+    if spec.cameras:
+        raise ExportError(
+            f"a Gaussian MLP policy reads no images, but its IO spec has cameras {[c.name for c in spec.cameras]}; "
+            "export it with a state-only spec"
+        )
+    return _Graph(
+        export_gaussian_onnx(policy, norm, to, path),
+        lambda run, tol: verify_gaussian_against_torch(run, policy, norm, to, tolerance=tol),
+        "torch GaussianMLP mean (eval mode; the std is not part of the deployed action), same obs",
+        GAUSSIAN_NETWORK,
+        None,
+        [],
+    )
+
+
 def write_bundle(
-    policy: DiffusionPolicy,
+    policy: ExportablePolicy,
     cfg: PolicyConfig,
     spec: IOSpec,
     norm: Normalization,
@@ -80,7 +137,10 @@ def write_bundle(
     tolerance: float = 1e-4,
     overwrite: bool = False,
 ) -> BundleManifest:
-    """Export, verify (batch 1 and 8) and write a bundle directory; returns its manifest."""
+    """Export, verify (batch 1 and 8) and write a bundle directory; returns its manifest.
+
+    A diffusion policy exports its sampling chain, a Gaussian one (cfg.kind "gaussian") its mean.
+    """
     _check_dims(cfg, spec, norm)
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
@@ -90,28 +150,25 @@ def write_bundle(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        policy = policy.eval()
-        data = export_chain_onnx(policy, norm, spec, cfg.cond_steps, tmp / ONNX_NAME)
+        graph = _export_graph(policy.eval(), cfg, spec, norm, tmp / ONNX_NAME)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
-        sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-        provenance.verification = verify_against_torch(
-            lambda feeds: sess.run(["actions"], feeds)[0], policy, norm, spec, cfg.cond_steps, tolerance=tolerance
-        )
-        provenance.verification["compared_with"] = "torch DiffusionPolicy.sample (eval mode), same x_T and noise"
+        sess = ort.InferenceSession(graph.data, opts, providers=["CPUExecutionProvider"])
+        provenance.verification = graph.verify(lambda feeds: sess.run(["actions"], feeds)[0], tolerance)
+        provenance.verification["compared_with"] = graph.compared_with
         provenance.code_version = provenance.code_version or code_version()
         provenance.created_utc = provenance.created_utc or utc_now()
         to, tp, da = cfg.cond_steps, cfg.horizon_steps, cfg.action_dim
         inputs = [
             TensorSpec("obs", "float32", ["B", to, cfg.obs_dim]),
-            TensorSpec("noise", "float32", ["B", noise_steps(policy), tp, da]),
+            *graph.noise,
             *[TensorSpec(f"image_{c.name}", "uint8", ["B", to, 3, c.height, c.width]) for c in spec.cameras],
         ]
         manifest = BundleManifest(
             schema_version=SCHEMA_VERSION,
             name=name,
-            policy_kind="diffusion",
-            denoiser=cfg.denoiser.kind,
+            policy_kind=cfg.kind,
+            denoiser=graph.network,
             obs_dim=cfg.obs_dim,
             action_dim=cfg.action_dim,
             cond_steps=to,
@@ -121,10 +178,10 @@ def write_bundle(
             obs_spec=manifest_slices(spec.obs),
             action_spec=manifest_slices(spec.action),
             cameras=list(spec.cameras),
-            sampler=sampler_spec(policy),
+            sampler=graph.sampler,
             normalization=NormalizationSpec(**norm.to_dict()),
             onnx=OnnxSpec(ONNX_NAME, OPSET, inputs, [TensorSpec("actions", "float32", ["B", tp, da])]),
-            files={ONNX_NAME: hashlib.sha256(data).hexdigest()},
+            files={ONNX_NAME: hashlib.sha256(graph.data).hexdigest()},
             provenance=provenance,
         )
         manifest.validate()
@@ -137,11 +194,9 @@ def write_bundle(
     return manifest
 
 
-def policy_from_checkpoint(ckpt: PolicyCheckpoint, use_ema: bool = True) -> DiffusionPolicy:
-    """Rebuild the diffusion policy of a project checkpoint (EMA weights when present and asked)."""
-    if ckpt.policy_config.kind != "diffusion":
-        raise ExportError(f"{ckpt.path}: policy kind {ckpt.policy_config.kind!r} cannot be exported as a chain bundle")
-    policy = build_diffusion_policy(ckpt.policy_config, ckpt.io_spec)
+def policy_from_checkpoint(ckpt: PolicyCheckpoint, use_ema: bool = True) -> ExportablePolicy:
+    """Rebuild the policy of a project checkpoint, diffusion or Gaussian (EMA weights when present and asked)."""
+    policy = build_policy(ckpt.policy_config, ckpt.io_spec)
     weights = ckpt.ema if use_ema and ckpt.ema is not None else ckpt.model
     missing, unexpected = policy.load_state_dict(weights, strict=False)
     if missing or unexpected:
@@ -197,6 +252,9 @@ def run(args) -> int:
     m = export_checkpoint(args.checkpoint, args.out, args.name, not args.no_ema, args.tolerance, args.force)
     diffs = m.provenance.verification.get("max_abs_diff", {})
     print(f"wrote bundle '{m.name}' to {args.out}")
-    print(f"  sampler {m.sampler.type} K={m.sampler.denoising_steps} steps={m.sampler.timesteps}")
+    if m.sampler is not None:
+        print(f"  sampler {m.sampler.type} K={m.sampler.denoising_steps} steps={m.sampler.timesteps}")
+    else:
+        print(f"  {m.policy_kind} policy: the graph outputs its mean (deterministic, no noise input)")
     print(f"  verified ONNX vs torch: max |diff| {diffs} (env units)")
     return 0

@@ -13,11 +13,17 @@ from dppo_robot.typed_config import ConfigError
 def describe(m: BundleManifest) -> list[str]:
     """Human-readable summary lines of a manifest."""
     s = m.sampler
+    if s is None:
+        head = f"policy {m.policy_kind}, network {m.denoiser}"
+        sampler = f"none: the graph outputs the {m.policy_kind} mean (deterministic, no noise input)"
+    else:
+        head = f"denoiser {m.denoiser}"
+        sampler = f"{s.type} K={s.denoising_steps} t={s.timesteps} noise input S={s.noise_steps}"
     lines = [
-        f"bundle      {m.name} (schema {m.schema_version}, denoiser {m.denoiser})",
+        f"bundle      {m.name} (schema {m.schema_version}, {head})",
         f"shapes      To={m.cond_steps} Tp={m.horizon_steps} Ta={m.act_steps} Do={m.obs_dim} Da={m.action_dim}",
         f"rate        {m.control_hz:g} Hz; one chunk covers {m.act_steps / m.control_hz:.3f} s of execution",
-        f"sampler     {s.type} K={s.denoising_steps} t={s.timesteps} noise input S={s.noise_steps}",
+        f"sampler     {sampler}",
         "obs         " + ", ".join(f"{x.name}[{x.size}]{'(' + x.units + ')' if x.units else ''}" for x in m.obs_spec),
         "action      "
         + ", ".join(f"{x.name}[{x.size}]{'(' + x.units + ')' if x.units else ''}" for x in m.action_spec),

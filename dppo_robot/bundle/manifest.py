@@ -3,6 +3,11 @@
 Records shapes, named obs/action slices with units and frames, rates, the sampler, the
 normalisation folded into the graph, the sha256 of every other file, and provenance.
 Loaded strictly: unknown fields or inconsistent shapes are errors naming the file and field.
+
+Policy kinds: "diffusion" bundles hold the unrolled sampling chain, take a `noise` input and
+describe it in `sampler`; "gaussian" bundles (the Gaussian MLP baseline) hold the Gaussian
+mean, a deterministic function of the observation, take no `noise` input and have
+`sampler: null`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from dppo_robot.typed_config import ConfigError, from_dict, to_dict
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "bundle.yaml"
 ONNX_NAME = "policy.onnx"
+GAUSSIAN_NETWORK = "gaussian_mlp"  # the `denoiser` (network) field of gaussian bundles
+
+PolicyKind = Literal["diffusion", "gaussian"]
 
 
 @dataclass
@@ -98,8 +106,8 @@ class Provenance:
 class BundleManifest:
     schema_version: int
     name: str
-    policy_kind: Literal["diffusion"]
-    denoiser: str
+    policy_kind: PolicyKind
+    denoiser: str  # the network: mlp, unet1d or vit_mlp (diffusion); gaussian_mlp (gaussian)
     obs_dim: int  # Do
     action_dim: int  # Da
     cond_steps: int  # To
@@ -109,7 +117,7 @@ class BundleManifest:
     obs_spec: list[ManifestSlice]
     action_spec: list[ManifestSlice]
     cameras: list[CameraSpec]
-    sampler: SamplerSpec
+    sampler: SamplerSpec | None  # required for diffusion; null for gaussian (no sampling in the graph)
     normalization: NormalizationSpec
     onnx: OnnxSpec
     files: dict[str, str]  # file name -> sha256, every file of the bundle but bundle.yaml
@@ -138,8 +146,26 @@ class BundleManifest:
             raise ValueError(f"act_steps {self.act_steps} > horizon_steps {self.horizon_steps}")
         if self.onnx.file not in self.files:
             raise ValueError(f"files has no sha256 for the ONNX graph '{self.onnx.file}'")
-        if len(self.sampler.timesteps) != len(self.sampler.networks):
-            raise ValueError("sampler.timesteps and sampler.networks differ in length")
+        self._validate_kind()
+
+    def _validate_kind(self) -> None:
+        """The sampler block and the noise input agree with policy_kind."""
+        has_noise = any(t.name == "noise" for t in self.onnx.inputs)
+        if self.policy_kind == "diffusion":
+            if self.sampler is None:
+                raise ValueError("sampler: a diffusion bundle needs a sampler block (got null)")
+            if len(self.sampler.timesteps) != len(self.sampler.networks):
+                raise ValueError("sampler.timesteps and sampler.networks differ in length")
+            if not has_noise:
+                raise ValueError("onnx.inputs: a diffusion bundle needs a 'noise' input [B, S, Tp, Da]")
+        else:
+            if self.sampler is not None:
+                raise ValueError(
+                    f"sampler: a gaussian bundle has no sampler (its graph computes the Gaussian mean); "
+                    f"got a {self.sampler.type!r} sampler, expected null"
+                )
+            if has_noise:
+                raise ValueError("onnx.inputs: a gaussian bundle takes no 'noise' input (its action is deterministic)")
 
     # ------------------------------------------------------------------ views
     def io_spec(self) -> IOSpec:

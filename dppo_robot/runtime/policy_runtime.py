@@ -1,8 +1,9 @@
 """Load a policy bundle, verify it, and turn observation histories into action chunks.
 
 Shapes: obs [To, Do] or [B, To, Do] float32 env units; images[camera] [To, 3, H, W] or
-[B, To, 3, H, W] uint8; noise [B, S, Tp, Da] (drawn when not given) -> actions [B, Tp, Da]
-(or [Tp, Da] for an unbatched call) in environment units.
+[B, To, 3, H, W] uint8; noise [B, S, Tp, Da] (diffusion bundles only; drawn when not given)
+-> actions [B, Tp, Da] (or [Tp, Da] for an unbatched call) in environment units.
+A gaussian bundle takes no noise: its chunk is the Gaussian mean, a function of obs alone.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class PolicyRuntime:
         except Exception as e:  # onnxruntime raises its own exception types
             raise BundleError(f"{onnx_path}: onnxruntime cannot load the graph: {e}") from None
         self._check_graph_io()
-        self.noise_steps = m.sampler.noise_steps
+        self.noise_steps = m.sampler.noise_steps if m.sampler is not None else 0  # S; 0: no noise input
         self._rng = np.random.default_rng()
         self.last_latency_s = float("nan")
         for _ in range(self.config.warmup_iters):
@@ -191,7 +192,10 @@ class PolicyRuntime:
         noise: np.ndarray | None = None,
         rng: np.random.Generator | None = None,
     ) -> np.ndarray:
-        """One chain: obs history (+ images) -> action chunk, environment units."""
+        """One chain (diffusion) or mean (gaussian): obs history (+ images) -> action chunk, env units.
+
+        rng draws the noise of a diffusion bundle when none is given; a gaussian bundle ignores it.
+        """
         m = self.manifest
         obs_b, batched = self._as_batch("obs", obs, None)
         bad = ~np.isfinite(obs_b)
@@ -214,14 +218,20 @@ class PolicyRuntime:
             if arr.shape[0] != b:
                 raise ObservationError(f"image '{cam}' has batch {arr.shape[0]}, obs has {b}")
             feeds[f"image_{cam}"] = arr
-        if noise is None:
+        if not self.noise_steps:
+            if noise is not None:
+                raise ObservationError(
+                    f"bundle '{m.name}' is a {m.policy_kind} policy with a deterministic action; it takes no noise"
+                )
+        elif noise is None:
             gen = rng or self._rng
-            noise = gen.standard_normal((b, self.noise_steps, m.horizon_steps, m.action_dim), dtype=np.float32)
+            shape = (b, self.noise_steps, m.horizon_steps, m.action_dim)
+            feeds["noise"] = gen.standard_normal(shape, dtype=np.float32)
         else:
             noise, _ = self._as_batch("noise", noise, True)
             if noise.shape[0] != b:
                 raise ObservationError(f"noise has batch {noise.shape[0]}, obs has {b}")
-        feeds["noise"] = noise
+            feeds["noise"] = noise
         t0 = time.perf_counter()
         (actions,) = self.session.run(["actions"], feeds)
         self.last_latency_s = time.perf_counter() - t0
