@@ -67,6 +67,17 @@ class EpisodeEnd:
     aborted: str = ""  # the simulation ended the episode early (e.g. "policy_held")
 
 
+def _randomness_level(task: TaskConfig) -> str:
+    """The task's randomness level, or "" for a task that has no levels (only its registry defaults name one)."""
+    from dppo_robot.envs.registry import UnknownTaskError, get_task
+
+    try:
+        has_levels = "randomness" in get_task(task.name).defaults
+    except UnknownTaskError:  # keep what the config says
+        has_levels = True
+    return task.randomness if has_levels else ""
+
+
 def make_record(
     bid: BundleId, task: TaskConfig, setting: Setting, ep: EpisodeEnd, index: int, session: str
 ) -> TrialRecord:
@@ -101,7 +112,7 @@ def make_record(
         duration_s=ep.steps / task.control_hz,
         start_utc=ep.start_utc,
         end_utc=ep.end_utc,
-        randomness=task.randomness,
+        randomness=_randomness_level(task),
         initial_condition=f"seed:{ep.seed}",
         seed=ep.seed,
         failure_mode="" if ep.success else (ep.aborted or f"stopped_after_{name}"),

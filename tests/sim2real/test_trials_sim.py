@@ -43,3 +43,14 @@ def test_trials_sim_command_with_worker_processes(tmp_path, bundle, capsys):
     assert sorted(r.seed for r in recs)[:3] == [0, 1, 2]
     assert "policy_a (sim, reach2d)" in capsys.readouterr().out
     assert main(["trials", "sim", str(tmp_path / "nope"), "--task", "reach2d", "--out", str(out)]) == 2
+
+
+def test_records_carry_a_randomness_level_only_for_tasks_that_have_levels():
+    import dppo_robot.envs  # noqa: F401  (registers the tasks)
+    from dppo_robot.sim2real.runners import BundleId, EpisodeEnd, make_record
+
+    ep = EpisodeEnd(1, True, 1.0, 10, None, None, "2026-11-23T00:00:00Z", "2026-11-23T00:00:01Z")
+    bid = BundleId(name="b", sha256="0" * 64, path="b")
+    lift = make_record(bid, default_task_config("lift"), "sim", ep, 0, "s")
+    one_leg = make_record(bid, default_task_config("one_leg", randomness="med"), "sim", ep, 0, "s")
+    assert lift.randomness == "" and one_leg.randomness == "med"
