@@ -94,6 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="evaluate config YAML (task, policy, eval settings)")
     parser.add_argument("--policy", help="override the checkpoint (.pt) or bundle directory")
     parser.add_argument("--episodes", type=int, help="override eval.n_episodes")
+    parser.add_argument("--out", help="override the output directory (out)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.policy = args.policy
     if args.episodes:
         cfg.eval.n_episodes = args.episodes
+    if args.out:
+        cfg.out = args.out
     out = evaluate(cfg)
     lo, hi = out["success_ci95"]
     print(

@@ -35,3 +35,21 @@ def test_bundle_of_another_task_is_refused(tmp_path):
     cfg = EvaluateConfig(default_task_config("halfcheetah"), str(tmp_path / "bundle"), str(tmp_path / "ev"))
     with pytest.raises(BundleMismatchError, match="task 'halfcheetah' provides"):
         evaluate(cfg)
+
+
+def test_evaluate_command_overrides_policy_episodes_and_out(tmp_path, capsys):
+    from dppo_robot.cli import main
+
+    ckpt = pretrained(tmp_path, "diffusion", 0)
+    cfg = tmp_path / "evaluate.yaml"
+    cfg.write_text(
+        "task: {name: reach2d, max_episode_steps: 40, control_hz: 10.0}\npolicy: nowhere.pt\nout: "
+        + str(tmp_path / "default_out")
+        + "\n"
+        "eval: {n_episodes: 50, n_envs: 4}\n"
+    )
+    assert main(["evaluate", str(cfg), "--policy", str(ckpt), "--episodes", "4", "--out", str(tmp_path / "o")]) == 0
+    out = json.loads((tmp_path / "o" / "evaluate.json").read_text())
+    assert out["episodes"] == 4 and out["policy"] == str(ckpt)
+    assert not (tmp_path / "default_out").exists()
+    assert f"reach2d: {out['successes']}/4 successes" in capsys.readouterr().out
