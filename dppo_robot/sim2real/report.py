@@ -355,7 +355,21 @@ def rich_table(data: dict) -> Any:
             f"{a['bundle']} ({a['sha256'][:8]})", a["setting"], f"{a['successes']}/{a['trials']}", f"{a['rate']:.3f}",
             _fmt_ci(a["wilson"]), _fmt_ci(a["clopper_pearson"]),
         )  # fmt: skip
-    return t
+    if not data.get("comparisons"):
+        return t
+    from rich.console import Group
+
+    g = Table(title="gap between settings (same policy)")
+    for col in ("policy", "from -> to", "gap (from - to)", "Newcombe", "Fisher p", "resolved", "trials/arm to resolve"):
+        g.add_column(col)
+    for c in data["comparisons"]:
+        need = (c.get("plan") or {}).get("n_fisher")
+        g.add_row(
+            f"{c['bundle']} ({c['sha256'][:8]})", f"{c['from']} -> {c['to']}", f"{c['diff']:+.3f}",
+            _fmt_ci(c["newcombe"]), f"{c['fisher_p']:.3g}", "yes" if c["resolved"] else "no",
+            "" if need is None else str(need),
+        )  # fmt: skip
+    return Group(t, g)
 
 
 def write_report(paths: list[str | Path], out_dir: str | Path, confidence: float = 0.95) -> dict[str, Path]:

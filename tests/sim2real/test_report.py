@@ -56,6 +56,14 @@ def test_sim_vs_sim_in_the_loop_report_renders_in_headless_chromium(tmp_path, bu
     assert comp["newcombe"][0] <= comp["diff"] <= comp["newcombe"][1] and 0 <= comp["fisher_p"] <= 1
     md = (out / "report.md").read_text()
     assert "## Sim-to-real gap" in md and "sim -> sim_in_the_loop" in md
+    from rich.console import Console
+
+    from dppo_robot.sim2real.report import rich_table
+
+    console = Console(width=200, record=True)
+    console.print(rich_table(data))  # the summary `report` and `make demo` print: success and the gap
+    text = console.export_text()
+    assert "gap (from - to)" in text and f"{comp['diff']:+.3f}" in text and f"{comp['newcombe'][0]:.3f}" in text
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and 'src="http' not in page  # self-contained
 
