@@ -20,14 +20,7 @@ def run(args: argparse.Namespace) -> int:
     files = write_report(args.trials, args.out, args.confidence)
     data = json.loads(files["json"].read_text())
     console = Console()
-    console.print(rich_table(data))
-    for c in data["comparisons"]:
-        lo, hi = c["newcombe"]
-        console.print(
-            f"{c['bundle']}: {c['from']} {c['from_rate']:.2f} -> {c['to']} {c['to_rate']:.2f}: gap {c['diff']:+.2f} "
-            f"[{lo:+.2f}, {hi:+.2f}], Fisher p = {c['fisher_p']:.3g}",
-            markup=False,
-        )
+    console.print(rich_table(data))  # success per arm, then the gap per policy between settings
     for r in data["rank_agreement"]:
         console.print(f"rank agreement {r['from']} vs {r['to']}: Pearson {r['pearson']:.3f}, MMRV {r['mmrv']:.3f}")
     console.print(f"report: {', '.join(str(p) for p in files.values())}", markup=False)
