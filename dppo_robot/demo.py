@@ -1,11 +1,12 @@
 """`make demo` / `dppo-robot demo`: the product end to end on the bundled default policy.
 
-1. load and verify the default bundle (policies/lift_dppo: BC from scripted demonstrations, then
-   DPPO, trained by this project's pipeline; its bundle.yaml says how);
+1. load and verify the default bundle (policies/square_dppo: robosuite Square, BC from scripted
+   demonstrations, then DPPO, trained by this project's pipeline; its bundle.yaml says how);
 2. N seeded trials directly in simulation (onnxruntime, worker processes);
 3. N trials through the ROS 2 stack (policy lifecycle node, Franka bridge, simulated Franka on
-   one rclpy executor over Fast DDS, command latency 10 ms): the stand-in for a hardware session
-   (--ros-config .../sim_lift_perturbed.yaml adds observation latency and noise);
+   one rclpy executor over Fast DDS) with hardware-like perturbations (config/sim_square.yaml:
+   observations 20 ms late and noisy, targets 20 ms late, a held trial stopped after 2 s): the
+   stand-in for a hardware session;
 4. the sim-to-real report (Markdown, HTML with plots, JSON) in reports/demo/ and its summary.
 Every figure it prints is measured in this run.
 """
@@ -19,12 +20,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_BUNDLE = ROOT / "policies" / "lift_dppo"
-DEFAULT_ROS_CONFIG = ROOT / "ros2_ws" / "src" / "dppo_robot" / "config" / "sim_lift.yaml"
+DEFAULT_BUNDLE = ROOT / "policies" / "square_dppo"
+DEFAULT_ROS_CONFIG = ROOT / "ros2_ws" / "src" / "dppo_robot" / "config" / "sim_square.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bundle", default=str(DEFAULT_BUNDLE), help="policy bundle (default: the bundled lift_dppo)")
+    parser.add_argument("--bundle", default=str(DEFAULT_BUNDLE), help="policy bundle (default: policies/square_dppo)")
     parser.add_argument("--task", default=None, help="task (default: from the ROS config's sim.task)")
     parser.add_argument("--ros-config", default=str(DEFAULT_ROS_CONFIG), help="deploy + sim config of the ROS run")
     parser.add_argument("--trials", type=int, default=20, help="trials per setting (default 20)")
@@ -57,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
         raise BundleError(f"{e} (the default policy is committed in policies/; pass --bundle DIR)") from None
     verify_files(bundle, manifest)
     ros_cfg = load_yaml(DeployConfig, args.ros_config)
-    task = default_task_config(args.task or ros_cfg.sim.task)
+    # both arms play the task as the simulated Franka does (its task_overrides, episode length)
+    overrides = dict(ros_cfg.sim.task_overrides)
+    if ros_cfg.sim.max_episode_steps:
+        overrides["max_episode_steps"] = ros_cfg.sim.max_episode_steps
+    task = default_task_config(args.task or ros_cfg.sim.task, **overrides)
     out = Path(args.out)
     trials_dir = out / "trials"
     shutil.rmtree(trials_dir, ignore_errors=True)
