@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from dppo_robot.bundle.info import describe
     from dppo_robot.bundle.manifest import read_manifest
     from dppo_robot.deploy.config import DeployConfig
-    from dppo_robot.envs.registry import default_task_config
+    from dppo_robot.deploy.sim_franka import sim_task_config
     from dppo_robot.runtime.errors import BundleError
     from dppo_robot.runtime.policy_runtime import verify_files
     from dppo_robot.sim2real.records import TrialStore
@@ -58,11 +58,9 @@ def run(args: argparse.Namespace) -> int:
         raise BundleError(f"{e} (the default policy is committed in policies/; pass --bundle DIR)") from None
     verify_files(bundle, manifest)
     ros_cfg = load_yaml(DeployConfig, args.ros_config)
-    # both arms play the task as the simulated Franka does (its task_overrides, episode length)
-    overrides = dict(ros_cfg.sim.task_overrides)
-    if ros_cfg.sim.max_episode_steps:
-        overrides["max_episode_steps"] = ros_cfg.sim.max_episode_steps
-    task = default_task_config(args.task or ros_cfg.sim.task, **overrides)
+    if args.task:
+        ros_cfg.sim.task = args.task
+    task = sim_task_config(ros_cfg.sim)  # both arms play the task exactly as the simulated Franka does
     out = Path(args.out)
     trials_dir = out / "trials"
     shutil.rmtree(trials_dir, ignore_errors=True)

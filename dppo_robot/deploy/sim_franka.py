@@ -18,12 +18,16 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dppo_robot.deploy.action_map import ActionMapper, PoseTarget
 from dppo_robot.deploy.config import ActionMapping, PolicyNodeConfig, SimConfig
 from dppo_robot.deploy.pose_math import IDENTITY_QUAT
+
+if TYPE_CHECKING:
+    from dppo_robot.envs.task_config import TaskConfig
 
 
 @dataclass
@@ -48,17 +52,24 @@ class EpisodeOutcome:
     aborted: str = ""  # why the simulation ended the episode early ("policy_held"), "" otherwise
 
 
+def sim_task_config(cfg: SimConfig, **extra: Any) -> TaskConfig:
+    """The TaskConfig the simulated Franka plays: sim.task with its task_overrides and episode length."""
+    import dppo_robot.envs  # noqa: F401  (registers the tasks)
+    from dppo_robot.envs.registry import default_task_config
+
+    overrides = {**cfg.task_overrides, **extra}
+    if cfg.max_episode_steps:
+        overrides["max_episode_steps"] = cfg.max_episode_steps
+    return default_task_config(cfg.task, **overrides)
+
+
 class SimFranka:
     """One task env; reset(), step(target) -> SimState; positions from the configured slices."""
 
     def __init__(self, cfg: SimConfig, action: ActionMapping, task_overrides: dict | None = None) -> None:
-        import dppo_robot.envs  # noqa: F401  (registers the tasks)
-        from dppo_robot.envs.registry import default_task_config, make_env, task_io_spec
+        from dppo_robot.envs.registry import make_env, task_io_spec
 
-        overrides = {**cfg.task_overrides, **(task_overrides or {})}
-        if cfg.max_episode_steps:
-            overrides["max_episode_steps"] = cfg.max_episode_steps
-        self.task = default_task_config(cfg.task, **overrides)
+        self.task = sim_task_config(cfg, **(task_overrides or {}))
         self.spec = task_io_spec(self.task)
         self.cfg = cfg
         self.dt = 1.0 / self.task.control_hz

@@ -364,11 +364,11 @@ def rich_table(data: dict) -> Any:
         g.add_column(col)
     for c in data["comparisons"]:
         plan = c.get("plan")
-        need = None if plan is None else str(plan["n_fisher"] or f">200 (normal approx. {plan['n_normal']})")
+        need = "" if plan is None else str(plan["n_fisher"] or f">200 (normal approx. {plan['n_normal']})")
         g.add_row(
             f"{c['bundle']} ({c['sha256'][:8]})", f"{c['from']} -> {c['to']}", f"{c['diff']:+.3f}",
             _fmt_ci(c["newcombe"]), f"{c['fisher_p']:.3g}", "yes" if c["resolved"] else "no",
-            "" if need is None else str(need),
+            need,
         )  # fmt: skip
     return Group(t, g)
 

@@ -109,7 +109,7 @@ def run_sim_in_the_loop_trials(
                 phase_name=inf.get("phase_name"),
                 start_utc=started[0],
                 end_utc=utc_now(),
-                aborted=str(getattr(out, "aborted", "")),
+                aborted=out.aborted,
             )
             rec = make_record(bid, sim.task, "sim_in_the_loop", ep, len(records), session)
             store.append(rec)
