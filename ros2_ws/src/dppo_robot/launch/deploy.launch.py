@@ -63,10 +63,11 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[{"bundle": LaunchConfiguration("bundle"), "config_file": LaunchConfiguration("config")}],
         output="screen",
     )
-    bridge = Node(
+    bridge = LifecycleNode(
         package="dppo_robot",
         executable="franka_bridge",
         name="franka_bridge",
+        namespace="",
         parameters=[
             {
                 "config_file": LaunchConfiguration("config"),
@@ -93,4 +94,34 @@ def generate_launch_description() -> LaunchDescription:
         ),
         condition=IfCondition(LaunchConfiguration("activate")),
     )
-    return LaunchDescription([*args, policy, bridge, OpaqueFunction(function=_cameras), activate, configure])
+    # The bridge (lifecycle) publishes nothing until active: configure it, then activate it once,
+    # on the configuring -> inactive transition only (a manual deactivate stays deactivated).
+    configure_bridge = EmitEvent(
+        event=ChangeState(lifecycle_node_matcher=matches_action(bridge), transition_id=Transition.TRANSITION_CONFIGURE)
+    )
+    activate_bridge = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=bridge,
+            start_state="configuring",
+            goal_state="inactive",
+            entities=[
+                EmitEvent(
+                    event=ChangeState(
+                        lifecycle_node_matcher=matches_action(bridge), transition_id=Transition.TRANSITION_ACTIVATE
+                    )
+                )
+            ],
+        )
+    )
+    return LaunchDescription(
+        [
+            *args,
+            policy,
+            bridge,
+            OpaqueFunction(function=_cameras),
+            activate,
+            configure,
+            activate_bridge,
+            configure_bridge,
+        ]
+    )
