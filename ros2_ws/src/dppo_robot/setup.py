@@ -29,6 +29,7 @@ setup(
             f"camera_node = {MODULE}.camera_node:main",
             f"sim_franka = {MODULE}.sim_franka_node:main",
             f"part_pose_node = {MODULE}.part_pose_node:main",
+            f"robot_mode_relay = {MODULE}.robot_mode_relay:main",
         ],
     },
 )

@@ -390,6 +390,8 @@ class BridgeNode(LifecycleNode):
         c.update(self.gripper_goals.status)
         c["active"] = self.active
         c["dry_run"] = self.dry_run
+        # 0 = no robot_mode_relay (or other source) runs: REFLEX / USER_STOPPED would go unseen
+        c["robot_mode_publishers"] = self.count_publishers(self.cfg.topics.robot_mode)
         if level is None:
             stopped = bool(self.core and self.core.stopped_reason)
             level = DiagnosticStatus.ERROR if stopped else DiagnosticStatus.OK
