@@ -16,7 +16,7 @@ dry_run the output publishers and gripper clients are never created: nothing goe
 
 Safety limits are ROS parameters (safety.workspace_min_m, safety.workspace_max_m,
 safety.max_step_m, safety.max_step_rad; defaults from the deploy config's bridge.safety), set
-through the parameter services or a ros__parameters file (config/franka_bridge_safety.yaml).
+through the parameter services or a ros__parameters file (config/params/franka_bridge_safety.yaml).
 While the bridge is active a change may only narrow them: a wider limit is refused.
 """
 
