@@ -245,13 +245,19 @@ class BridgeNode(LifecycleNode):
             self.gripper_pub = self.create_lifecycle_publisher(Float64, t.gripper_command, RELIABLE)
             if HAVE_FRANKA_MSGS and self.cfg.bridge.gripper.enabled:
                 self.gripper_client = franka_gripper_client(self, self.gripper_goals)
-                self._gripper_timer = self.create_timer(0.05, self.gripper_client.poll)
+                self._gripper_timer = self.create_timer(0.05, self._poll_gripper)
         if not HAVE_FRANKA_MSGS and not self.dry_run:
             self.get_logger().info(
                 "franka_msgs is not importable: no franka_gripper goals; the gripper command goes out only as "
                 f"std_msgs/Float64 on {t.gripper_command}"
             )
         return TransitionCallbackReturn.SUCCESS
+
+    def _poll_gripper(self) -> None:
+        self.gripper_client.poll()
+        err = self.gripper_goals.last_error
+        if err:
+            self._report(DiagnosticStatus.WARN, err)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         ret = super().on_activate(state)
