@@ -88,14 +88,21 @@ class ActionGoalClient:
         fut.add_done_callback(lambda f, t=token: self._on_response(t, f))
 
     def _on_response(self, token: int, fut) -> None:
-        handle = fut.result()
+        try:
+            handle = fut.result()
+        except Exception as e:  # the goal request failed in transport: a rejection, retried
+            self.node.get_logger().warning(f"gripper goal request failed: {e}")
+            handle = None
         accepted = bool(handle is not None and handle.accepted)
         self.goals.on_response(token, accepted, self._now())
         if accepted:
             handle.get_result_async().add_done_callback(lambda f, t=token: self._on_result(t, f))
 
     def _on_result(self, token: int, fut) -> None:
-        res = fut.result()
+        try:
+            res = fut.result()
+        except Exception:  # counted as a failed goal below (retried)
+            res = None
         ok, err = self.read_result(res.result) if res is not None else (False, "no result")
         self.goals.on_result(token, ok, err, self._now())
 

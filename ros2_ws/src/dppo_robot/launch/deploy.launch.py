@@ -7,8 +7,10 @@ bridge, cameras.
 For hardware trial sessions (`dppo-robot trials run`), launch with activate:=false: the session
 activates the policy at each trial's start and deactivates it at its end.
 
+The Franka bridge (lifecycle) is configured and activated once at start-up: it then holds the
+arm where it is (or, outside the workspace box, publishes nothing) until chunks arrive.
 franka_ros2 (the controller manager with a Cartesian impedance controller reading
-/target_pose) and a relay of robot_state.robot_mode to /franka/robot_mode run beside it.
+/target_pose) and robot_mode_relay (this package; needs franka_msgs) run beside it.
 """
 
 from launch import LaunchDescription
