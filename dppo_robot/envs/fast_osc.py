@@ -182,6 +182,8 @@ class FastOSCStepper:
         act = robot._ref_actuators_indexes_dict
         self.arm_act = np.asarray(act[self.arm_name], np.int64)
         self.grip_act = np.asarray(act[self.grip_name], np.int64)
+        a0, n = int(self.arm_act[0]), len(self.arm_act)
+        self.arm_slice = slice(a0, a0 + n) if np.array_equal(self.arm_act, np.arange(a0, a0 + n)) else None
         self.arm_low = m.actuator_ctrlrange[self.arm_act, 0].copy()
         self.arm_high = m.actuator_ctrlrange[self.arm_act, 1].copy()
         self.grip_low = m.actuator_ctrlrange[self.grip_act, 0].copy()
@@ -224,7 +226,11 @@ class FastOSCStepper:
         origin_pos, origin_ori = arm.origin_pos, arm.origin_ori
         goal_pos = origin_pos + np.dot(origin_ori, arm.goal_pos)
         goal_ori = np.ascontiguousarray(np.dot(origin_ori, arm.goal_ori))
-        grip = np.clip(self.gripper.run_controller(), self.grip_low, self.grip_high)
+        ctrl = d.ctrl
+        # the gripper command is constant over the substeps (MuJoCo does not write ctrl)
+        ctrl[self.grip_act] = np.clip(self.gripper.run_controller(), self.grip_low, self.grip_high)
+        contiguous = self.arm_slice is not None
+        out = ctrl[self.arm_slice] if contiguous else self.tau  # torques written into ctrl in place
         gains = (
             goal_pos,
             goal_ori,
@@ -233,7 +239,7 @@ class FastOSCStepper:
             np.asarray(arm.initial_joint, np.float64),
             self.arm_low,
             self.arm_high,
-            self.tau,
+            out,
         )
         # first substep: the state set_goal's update() read into the controller, as robosuite's
         # run_controller uses it (right after a reset that is the reset-time state, read before the
@@ -261,7 +267,7 @@ class FastOSCStepper:
             d.site_xmat[self.site_id],
             *gains,
         )
-        ctrl, arm_act, site = d.ctrl, self.arm_act, self.site_id
+        arm_act, site = self.arm_act, self.site_id
         mass, jacp, jacr = self.mass, self.jacp, self.jacr
         for i in range(self.substeps):
             if i:
@@ -269,8 +275,8 @@ class FastOSCStepper:
                 mujoco.mj_fullM(m, mass, d.qM)
                 mujoco.mj_jacSite(m, d, jacp, jacr, site)
                 osc_torques(mass, jacp, jacr, *args)
-            ctrl[arm_act] = self.tau
-            ctrl[self.grip_act] = grip
+            if not contiguous:
+                ctrl[arm_act] = out
             mujoco.mj_step2(m, d)
         arm.new_update = True  # as robosuite's run_controller leaves it: next set_goal re-reads the state
         rs.cur_time += rs.control_timestep

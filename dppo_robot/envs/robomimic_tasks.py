@@ -9,6 +9,16 @@ datasets (and so the reference's normalization.npz and checkpoints) were made wi
 1.5 reorders PickPlace/NutAssembly's object-state (relative pose first) and flips the sign of
 Lift's gripper_to_cube_pos (cube - eef instead of eef - cube); both are undone here.
 robot0_eef_quat is the eef *body* orientation, as in 1.4 (robosuite 1.5 keeps that key).
+Known robosuite 1.5.1 quirk, kept as robosuite returns it: its object sensors run in the order
+(relative pose, object pose), so obj_to_robot0_eef_pos/quat of can/square are computed from the
+previous env step's object pose (zeros on the reset observation); robosuite <= 1.4.1 sampled the
+object pose first.
+
+Stepping: by default through dppo_robot.envs.fast_osc.FastOSCStepper, which reproduces
+robosuite's `env.step` (same controller goal, OSC torques, gripper command and MuJoCo substeps;
+trajectories agree with the stock step to rounding, ~1e-15) without its per-substep overhead
+(observables refreshed every substep, repeated mj_forward calls, Python-side OSC). fast_step=False
+runs robosuite's own step; tests/envs/test_robomimic_fast_step.py compares the two.
 
 Pixel variant (cfg.cameras set): {"state": proprio 9 (eef pos, quat, gripper qpos),
 "image_<cam>": uint8 [3, S, S]} with images upright (robomimic flips robosuite's OpenGL
