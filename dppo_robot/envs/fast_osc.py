@@ -245,7 +245,7 @@ class FastOSCStepper:
         # run_controller uses it (right after a reset that is the reset-time state, read before the
         # fingers were placed; later it equals what osc_torques gathers from the data)
         osc_core(
-            arm.mass_matrix,
+            np.ascontiguousarray(arm.mass_matrix),  # robosuite's is Fortran-ordered: one compiled variant only
             arm.J_pos,
             arm.J_ori,
             arm.ref_pos_vel,
