@@ -9,6 +9,16 @@ datasets (and so the reference's normalization.npz and checkpoints) were made wi
 1.5 reorders PickPlace/NutAssembly's object-state (relative pose first) and flips the sign of
 Lift's gripper_to_cube_pos (cube - eef instead of eef - cube); both are undone here.
 robot0_eef_quat is the eef *body* orientation, as in 1.4 (robosuite 1.5 keeps that key).
+Known robosuite 1.5.1 quirk, kept as robosuite returns it: its object sensors run in the order
+(relative pose, object pose), so obj_to_robot0_eef_pos/quat of can/square are computed from the
+previous env step's object pose (zeros on the reset observation); robosuite <= 1.4.1 sampled the
+object pose first.
+
+Stepping: by default through dppo_robot.envs.fast_osc.FastOSCStepper, which reproduces
+robosuite's `env.step` (same controller goal, OSC torques, gripper command and MuJoCo substeps;
+trajectories agree with the stock step to rounding, ~1e-15) without its per-substep overhead
+(observables refreshed every substep, repeated mj_forward calls, Python-side OSC). fast_step=False
+runs robosuite's own step; tests/envs/test_robomimic_fast_step.py compares the two.
 
 Pixel variant (cfg.cameras set): {"state": proprio 9 (eef pos, quat, gripper qpos),
 "image_<cam>": uint8 [3, S, S]} with images upright (robomimic flips robosuite's OpenGL
@@ -36,7 +46,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -44,6 +54,9 @@ import numpy as np
 from dppo_robot.envs.registry import register_task
 from dppo_robot.envs.task_config import TaskConfig
 from dppo_robot.io_spec import CameraSpec, IOSpec, Slice
+
+if TYPE_CHECKING:
+    from dppo_robot.envs.fast_osc import FastOSCStepper
 
 # Step physics exactly as robosuite <= 1.4.1 did (robomimic's data); True is ~10-20 % faster.
 LITE_PHYSICS = False
@@ -135,7 +148,9 @@ class RobosuiteTaskEnv(gym.Env):
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, task: RobomimicTask, cfg: TaskConfig, seed: int | None = None) -> None:
+    def __init__(self, task: RobomimicTask, cfg: TaskConfig, seed: int | None = None, fast_step: bool = True) -> None:
+        """fast_step: step through FastOSCStepper (same physics and observations, less overhead);
+        False: robosuite's own env.step (the reference the fast path is tested against)."""
         import robosuite
 
         self.task = task
@@ -165,6 +180,13 @@ class RobosuiteTaskEnv(gym.Env):
         from robosuite import macros
 
         self._flip = macros.IMAGE_CONVENTION == "opengl"
+        self._fast: FastOSCStepper | None = None
+        if fast_step:
+            from dppo_robot.envs.fast_osc import FastOSCStepper
+
+            keys = [s.name for s in PROPRIO]
+            keys += [f"{c}_image" for c in self.cameras] if self.cameras else [k.key for k in task.object_keys]
+            self._fast = FastOSCStepper(self.env, keys)
         n_state = 9 if self.cameras else 9 + task.object_dim
         state_space = gym.spaces.Box(-np.inf, np.inf, (n_state,), np.float32)
         if self.cameras:
@@ -204,6 +226,10 @@ class RobosuiteTaskEnv(gym.Env):
     def sim(self):
         return self.env.sim
 
+    def physics_handles(self) -> tuple[Any, Any, int]:
+        """(MjModel, MjData, mj_step substeps per env step), for dppo_robot.bench.step_cost."""
+        return self.sim.model._model, self.sim.data._data, round(self.env.control_timestep / self.env.model_timestep)
+
     def success(self) -> bool:
         return bool(self.env._check_success())
 
@@ -213,13 +239,19 @@ class RobosuiteTaskEnv(gym.Env):
             self._rng = np.random.default_rng(seed)
         self._seed_globals()
         raw = self.env.reset()
+        if self._fast is not None:
+            self._fast.bind()
         return self._obs(raw), {"success": False}
 
     def step(self, action):
         a = np.asarray(action, np.float64).reshape(-1)
         if a.shape != (7,):
             raise ValueError(f"{self.task.name}: action must have 7 values, got shape {np.shape(action)}")
-        raw, reward, _, _ = self.env.step(a)
+        if self._fast is not None:
+            raw = self._fast.step(a)
+            reward = self.env.reward(a) if self.cfg.reward == "dense" else 0.0
+        else:
+            raw, reward, _, _ = self.env.step(a)
         success = self.success()
         r = float(success) if self.cfg.reward == "sparse" else float(reward)
         terminated = bool(success and self.cfg.terminate_on_success)
