@@ -27,6 +27,7 @@ import ray
 from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
+from dppo_robot.bench.train_throughput import collector_backend_rows
 from dppo_robot.envs.ray_collector import NAMESPACE, RayCollector
 from dppo_robot.envs.registry import default_task_config
 from dppo_robot.envs.vector_env import EnvWorkerError, VectorEnv
@@ -133,6 +134,13 @@ def test_killed_actor_names_its_envs_and_seeds(cluster):
     err = ei.value
     assert err.worker == 1 and err.env_indices == [2, 3] and err.seeds == [23, 24]
     assert "envs [2, 3], episode seeds [23, 24]) died during step" in str(err)
+
+
+def test_backend_bench_rows(cluster):
+    rows = collector_backend_rows("reach2d", 4, 2, workers=(1, 2), address=cluster.address)
+    assert [(r["backend"], r["workers"]) for r in rows] == [("process", 1), ("process", 2), ("ray", 1), ("ray", 2)]
+    assert all(r["env_steps"] == 2 * 4 * 4 and r["env_steps_per_s"] > 0 for r in rows)  # 2 chunks x 4 envs x Ta 4
+    assert ray.is_initialized()  # the rows used this process's connection and left it open
 
 
 # -- fine-tuning through the Ray collector ------------------------------------------------------
