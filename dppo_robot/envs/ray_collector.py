@@ -23,6 +23,7 @@ Per chunk step, a remote call carries the block's action chunks in ([n, Ta, Da] 
 its results out: per env obs [To, Do] float32 (or the image dict), reward, two flags and the
 info dict (a few hundred bytes pickled; with "final_obs" when an episode ended).
 
+Bad input (an address nobody answers on, more CPUs than the cluster has) raises ConfigError.
 Failures: an env that raises comes back as EnvWorkerError naming the env index, its episode
 seed and the remote traceback; an actor that dies (node lost, process killed, ray.kill) or does
 not answer within step_timeout_s raises EnvWorkerError naming the worker, its env indices and
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -56,6 +58,7 @@ from dppo_robot.envs.vector_env import (
     split_envs,
     stack_obs,
 )
+from dppo_robot.typed_config import ConfigError
 
 NAMESPACE = "dppo_robot"  # Ray namespace of the env actors (named "env-<collector id>-<worker>")
 
@@ -78,6 +81,19 @@ class _EnvActor:
         self.block.close()
 
 
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast on a HOST:PORT nobody listens on (ray.init would retry for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"collector.address {address!r} is not 'local', 'auto', 'HOST:PORT' or 'ray://HOST:PORT'")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConfigError(
+            f"collector.address {address}: cannot reach a Ray head there ({e}); is `ray start --head` running?"
+        ) from None
+
+
 def connect(address: str) -> bool:
     """Connect this process to Ray; returns True when this call did (so close() disconnects)."""
     if ray.is_initialized():
@@ -85,7 +101,12 @@ def connect(address: str) -> bool:
     if address == "local":
         ray.init(address="local", include_dashboard=False, log_to_driver=True)
     else:
-        ray.init(address=address)
+        if address != "auto" and not address.startswith("ray://"):
+            _check_reachable(address)
+        try:
+            ray.init(address=address)
+        except ConnectionError as e:
+            raise ConfigError(f"collector.address {address}: {e}") from None
     return True
 
 
@@ -136,7 +157,7 @@ class RayCollector:
         self._pg = placement_group([{"CPU": cpus}] * self.n_workers, strategy="SPREAD")
         ready, _ = ray.wait([self._pg.ready()], timeout=timeout_s)
         if not ready:
-            raise RuntimeError(
+            raise ConfigError(
                 f"{cfg.name}: the Ray cluster cannot place {self.n_workers} env workers of {cpus:g} CPU each "
                 f"within {timeout_s:g} s (cluster resources {ray.cluster_resources()}); "
                 "lower n_workers or collector.cpus_per_worker, or add nodes"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -28,12 +29,12 @@ from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
 from dppo_robot.bench.train_throughput import collector_backend_rows
-from dppo_robot.envs.ray_collector import NAMESPACE, RayCollector
+from dppo_robot.envs.ray_collector import NAMESPACE, RayCollector, _check_reachable
 from dppo_robot.envs.registry import default_task_config
 from dppo_robot.envs.vector_env import EnvWorkerError, VectorEnv
 from dppo_robot.train.finetune import finetune
 from dppo_robot.train.pretrain import pretrain
-from dppo_robot.typed_config import to_dict
+from dppo_robot.typed_config import ConfigError, to_dict
 from tests.envs.faulty_tasks import TRIGGER_SEED  # also registers test_crash, test_hang
 from tests.train.conftest import demos, finetune_cfg, pretrain_cfg, quiet
 
@@ -134,6 +135,26 @@ def test_killed_actor_names_its_envs_and_seeds(cluster):
     err = ei.value
     assert err.worker == 1 and err.env_indices == [2, 3] and err.seeds == [23, 24]
     assert "envs [2, 3], episode seeds [23, 24]) died during step" in str(err)
+
+
+def test_unreachable_head_is_a_one_line_config_error():
+    with socket.socket() as s:  # bound, never listening: connecting is refused
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+        with pytest.raises(ConfigError, match=rf"^collector.address {address}: cannot reach a Ray head there"):
+            _check_reachable(address)
+    with pytest.raises(ConfigError, match="is not 'local', 'auto'"):
+        _check_reachable("headnode")
+
+
+def test_more_cpus_than_the_cluster_has_is_a_config_error(cluster):
+    cfg = default_task_config("reach2d")
+    with pytest.raises(ConfigError, match=r"cannot place 2 env workers of 3 CPU each within 2 s"):
+        RayCollector(cfg, 4, 2, start_timeout_s=2.0, address=cluster.address, cpus_per_worker=3.0, verbose=False)
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU") != 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ray.available_resources().get("CPU") == 4  # the placement group was removed
 
 
 def test_backend_bench_rows(cluster):
