@@ -10,6 +10,7 @@ import yaml
 
 from dppo_robot.train import finetune as finetune_cmd
 from dppo_robot.train.job_config import FinetuneConfig
+from dppo_robot.train.run_dir import RunDir
 from dppo_robot.typed_config import ConfigError, load_yaml
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -73,3 +74,15 @@ def test_ray_backend_needs_workers_on_the_command_line_too(tmp_path):
     path = write(tmp_path, n_workers=0)
     with pytest.raises(ConfigError, match=r"collector.backend ray needs n_workers >= 1"):
         finetune_cmd.run(cli_args(path, "--collector", "ray", "--ray-address", "auto"))
+
+
+def test_resume_may_move_the_envs_but_not_change_the_run(tmp_path):
+    cfg = load_yaml(FinetuneConfig, write(tmp_path))
+    cfg.run_dir = str(tmp_path / "run")
+    run = RunDir(cfg.run_dir)
+    run.write_config(cfg, resume=False)
+    cfg.collector.backend, cfg.collector.address = "ray", "10.0.0.5:6379"
+    run.write_config(cfg, resume=True)  # where the envs run does not change the episodes
+    cfg.seed += 1
+    with pytest.raises(ConfigError, match=r"resuming with a different config \(seed"):
+        run.write_config(cfg, resume=True)
