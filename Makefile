@@ -10,7 +10,7 @@ JOBS   ?= 2
 
 setup: $(STAMP)
 
-$(STAMP): scripts/setup.sh pyproject.toml requirements/core.txt requirements/ros.txt requirements/dev.txt requirements/constraints.txt
+$(STAMP): scripts/setup.sh pyproject.toml requirements/core.txt requirements/ros.txt requirements/dev.txt requirements/ray.txt requirements/constraints.txt
 	bash scripts/setup.sh $(VENV)
 	@touch $@
 

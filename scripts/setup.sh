@@ -36,12 +36,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
-log "installing pinned wheels (torch CPU, onnxruntime-$ORT, ROS 2 Kilted, robosuite, ...)"
+log "installing pinned wheels (torch CPU, onnxruntime-$ORT, ROS 2 Kilted, robosuite, Ray, ...)"
 ort_req="onnxruntime==1.31.1"
 [ "$ORT" = gpu ] && ort_req="onnxruntime-gpu==1.31.1"
 "${PIP[@]}" -c requirements/constraints.txt -r requirements/core.txt -r requirements/ros.txt \
-  -r requirements/dev.txt "$ort_req" 2>&1 | grep -v "^WARNING: Location" || true
+  -r requirements/dev.txt -r requirements/ray.txt "$ort_req" 2>&1 | grep -v "^WARNING: Location" || true
 "${PIP[@]}" -c requirements/constraints.txt --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
-"$VENV/bin/python" -c "import torch, onnxruntime, rclpy, robosuite, gymnasium, pyrealsense2, dppo_robot" \
+"$VENV/bin/python" -c "import torch, onnxruntime, rclpy, robosuite, gymnasium, pyrealsense2, ray, dppo_robot" \
   || { echo "setup: the venv $VENV is incomplete (an import above failed)" >&2; exit 1; }
 log "ready: $VENV"

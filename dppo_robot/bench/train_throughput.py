@@ -63,6 +63,72 @@ def collector_rate(task: str, n_envs: int, n_workers: int, chunks: int, seed: in
     }
 
 
+def collector_backend_rate(
+    task: str, n_envs: int, n_workers: int, chunks: int, backend: str, address: str = "local", seed: int = 0
+) -> dict:
+    """Env steps/s of a make_collector(backend) collector stepping random chunks (after a warm-up step).
+
+    The same measurement as collector_rate for either backend ("process": VectorEnv worker
+    processes; "ray": RayCollector actors on the Ray cluster at `address`, or the one this
+    process is connected to). Building the collector (process / actor start) is not timed.
+    """
+    from dppo_robot.train.rollout import make_collector
+
+    cfg = default_task_config(task)
+    rng = np.random.default_rng(seed)
+    col = make_collector(cfg, n_envs, n_workers, backend=backend, address=address)
+    try:
+        col.reset([seed + i for i in range(n_envs)])
+        da = col.single_action_space.shape[-1]
+        col.step(rng.uniform(-1, 1, (n_envs, cfg.act_steps, da)).astype(np.float32))
+        steps, other = 0, OtherLoad()
+        t0 = time.perf_counter()
+        for _ in range(chunks):
+            _, _, _, _, infos = col.step(rng.uniform(-1, 1, (n_envs, cfg.act_steps, da)).astype(np.float32))
+            steps += sum(int(i.get("steps", cfg.act_steps)) for i in infos)
+        dt = time.perf_counter() - t0
+    finally:
+        col.close()
+    return {
+        "kind": "collector_backend",
+        "backend": backend,
+        "task": task,
+        "n_envs": n_envs,
+        "workers": n_workers,
+        "env_steps": steps,
+        "seconds": round(dt, 3),
+        "env_steps_per_s": round(steps / dt, 1),
+        "chunk_step_ms": round(1000 * dt / chunks, 2),
+        "other_load_cores": other.cores(),
+    }
+
+
+def collector_backend_rows(
+    task: str,
+    n_envs: int,
+    chunks: int,
+    workers: tuple[int, ...] = (1, 2),
+    backends: tuple[str, ...] = ("process", "ray"),
+    address: str = "local",
+) -> list[dict]:
+    """collector_backend_rate for each backend x worker count; a local Ray starts once for all rows."""
+    started = False
+    if "ray" in backends:
+        import ray
+
+        if not ray.is_initialized():
+            if address == "local":
+                ray.init(address="local", include_dashboard=False, num_cpus=max(max(workers), os.cpu_count() or 1))
+            else:
+                ray.init(address=address)
+            started = True
+    try:
+        return [collector_backend_rate(task, n_envs, w, chunks, b, address) for b in backends for w in workers]
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def update_rate(config: str, n_envs: int, n_steps: int, batch_size: int, epochs: int, threads: int) -> dict:
     """Samples/s of ppo_update on a filled, finalised buffer of the config's policy."""
     bc = get_config(config)

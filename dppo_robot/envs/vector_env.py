@@ -16,7 +16,8 @@ cfg.seed + i the first time and fresh draws afterwards. Later episodes of env i 
 drawn from a generator seeded by its last explicit seed, so a run is reproducible from its
 seeds whatever the number of workers.
 
-Workers (n_workers >= 1) each hold a contiguous block of envs; n_workers = 0 runs every env in
+Workers (n_workers >= 1) each hold a contiguous block of envs (an EnvBlock, which the Ray
+collector dppo_robot.envs.ray_collector runs in its actors too); n_workers = 0 runs every env in
 this process (tests, debugging). Worker processes use the "forkserver" start method by default:
 fork after torch/OpenMP threads or an OpenGL context exist in the parent is fragile, and
 forkserver children start from a clean, single-threaded server. A script that builds a
@@ -144,37 +145,136 @@ class _Slot:
                 self.env = None
 
 
-def _worker_main(conn, indices: list[int], base_seed: int, factory: _EnvFactory) -> None:
-    slots: list[_Slot] = []
-    try:
-        factory.ensure_registered()
-        for i in indices:
-            slots.append(_Slot(i, base_seed, factory))
-        env = slots[0].env
-        conn.send(("ok", (env.observation_space, env.action_space)))
-        while True:
-            cmd, data = conn.recv()
+class EnvBlock:
+    """A contiguous block of envs as one worker holds it (a worker process here, or a Ray actor).
+
+    call(cmd, data) runs "start" (build the envs -> (observation_space, action_space)), "reset"
+    (per-env seeds or None -> [(obs, seed)]) or "step" (per-env chunks -> [(obs, reward,
+    terminated, truncated, info)]) and answers with a message: ("ok", result), ("slot_error",
+    (env index, episode seed, phase, traceback)) or ("worker_error", traceback).
+    """
+
+    def __init__(self, indices: list[int], base_seed: int, factory: _EnvFactory) -> None:
+        self.indices = list(indices)
+        self.base_seed = base_seed
+        self.factory = factory
+        self.slots: list[_Slot] = []
+
+    def _start(self) -> tuple[Any, Any]:
+        self.factory.ensure_registered()
+        for i in self.indices:
+            self.slots.append(_Slot(i, self.base_seed, self.factory))
+        env = self.slots[0].env
+        return env.observation_space, env.action_space
+
+    def call(self, cmd: str, data: Any) -> tuple[str, Any]:
+        try:
+            if cmd == "start":
+                return "ok", self._start()
             if cmd == "reset":
-                conn.send(("ok", [(s.reset(seed), s.seed) for s, seed in zip(slots, data)]))
-            elif cmd == "step":
-                conn.send(("ok", [s.step(a) for s, a in zip(slots, data)]))
-            elif cmd == "close":
-                break
-            else:
-                raise ValueError(f"unknown command {cmd!r}")
-    except _SlotError as e:
-        conn.send(("slot_error", (e.index, e.seed, e.phase, e.tb)))
-    except (KeyboardInterrupt, EOFError, BrokenPipeError):
-        pass
-    except Exception:
-        with contextlib.suppress(Exception):
-            conn.send(("worker_error", traceback.format_exc()))
-    finally:
-        for s in slots:
+                return "ok", [(s.reset(seed), s.seed) for s, seed in zip(self.slots, data)]
+            if cmd == "step":
+                return "ok", [s.step(a) for s, a in zip(self.slots, data)]
+            raise ValueError(f"unknown command {cmd!r}")
+        except _SlotError as e:
+            return "slot_error", (e.index, e.seed, e.phase, e.tb)
+        except Exception:
+            return "worker_error", traceback.format_exc()
+
+    def close(self) -> None:
+        for s in self.slots:
             with contextlib.suppress(Exception):
                 s.close()
+        self.slots = []
+
+
+def _worker_main(conn, indices: list[int], base_seed: int, factory: _EnvFactory) -> None:
+    block = EnvBlock(indices, base_seed, factory)
+    try:
+        msg = block.call("start", None)
+        conn.send(msg)
+        while msg[0] == "ok":
+            cmd, data = conn.recv()
+            if cmd == "close":
+                break
+            msg = block.call(cmd, data)
+            conn.send(msg)
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        pass
+    finally:
+        block.close()
         with contextlib.suppress(Exception):
             conn.close()
+
+
+# -- shared by the collectors over worker blocks (VectorEnv here, RayCollector) ----------------
+def split_envs(n_envs: int, n_workers: int) -> list[list[int]]:
+    """Contiguous env index blocks, one per worker (sizes differ by at most one)."""
+    return [b.tolist() for b in np.array_split(np.arange(n_envs), n_workers)]
+
+
+def check_reset_seeds(seeds: Sequence[int] | None, n_envs: int) -> list[int | None]:
+    """reset()'s seeds argument as one entry per env (None: the env picks its next seed)."""
+    if seeds is None:
+        return [None] * n_envs
+    out = [int(s) for s in seeds]
+    if len(out) != n_envs:
+        raise ValueError(f"reset: got {len(out)} seeds for {n_envs} envs")
+    return out
+
+
+def check_chunks(action_chunks: np.ndarray, n_envs: int) -> np.ndarray:
+    """step()'s action chunks as float32 [N, T, Da], or a ValueError naming the shape."""
+    chunks = np.asarray(action_chunks, np.float32)
+    if chunks.ndim != 3 or chunks.shape[0] != n_envs:
+        raise ValueError(f"step: action chunks must be [N={n_envs}, T, Da], got {chunks.shape}")
+    return chunks
+
+
+def stack_obs(obs_list: list[Any]) -> Any:
+    """Per-env observations -> [N, ...] (a dict of stacked arrays for dict observations)."""
+    if isinstance(obs_list[0], dict):
+        return {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0]}
+    return np.stack(obs_list)
+
+
+def collate_step(results: list[tuple], seeds: list[int | None]) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, list]:
+    """Per-env step results -> batched (obs, reward, terminated, truncated, infos); updates seeds."""
+    obs, rew, term, trunc, infos = zip(*results)
+    for i, info in enumerate(infos):
+        seeds[i] = info.get("reset_seed", info.get("seed"))
+    return (
+        stack_obs(list(obs)),
+        np.asarray(rew, np.float32),
+        np.asarray(term, bool),
+        np.asarray(trunc, bool),
+        list(infos),
+    )
+
+
+def slot_error(task: str, where: str, worker: int | None, index: int, seed: int | None, phase: str, tb: str):
+    """EnvWorkerError for an env that raised (where: "in-process", "in worker 1", ...)."""
+    return EnvWorkerError(
+        f"{task}: env {index} (episode seed {seed}) raised during {phase} {where}",
+        worker=worker,
+        env_indices=[index],
+        seeds=[seed],
+        remote_traceback=tb,
+    )
+
+
+def answer_error(task: str, worker: int, what: str, kind: str, data: Any, block: list[int], seeds: list, where: str):
+    """EnvWorkerError for a worker's non-"ok" answer (see EnvBlock.call)."""
+    if kind == "slot_error":
+        index, seed, phase, tb = data
+        return slot_error(task, where, worker, index, seed, phase, tb)
+    return EnvWorkerError(
+        f"{task}: worker {worker} (envs {block}, episode seeds {seeds}) failed during {what}",
+        worker=worker,
+        env_indices=block,
+        seeds=seeds,
+        remote_traceback=str(data),
+    )
 
 
 class VectorEnv:
@@ -219,7 +319,7 @@ class VectorEnv:
             self.single_action_space = self._slots[0].env.action_space
             return
         ctx = mp.get_context(start_method)
-        self._blocks = [b.tolist() for b in np.array_split(np.arange(n_envs), self.n_workers)]
+        self._blocks = split_envs(n_envs, self.n_workers)
         try:
             for block in self._blocks:
                 parent, child = ctx.Pipe()
@@ -237,13 +337,7 @@ class VectorEnv:
     # -- plumbing ------------------------------------------------------------------------
     def _slot_error(self, worker: int | None, index: int, seed: int | None, phase: str, tb: str) -> EnvWorkerError:
         where = "in-process" if worker is None else f"in worker {worker}"
-        return EnvWorkerError(
-            f"{self.cfg.name}: env {index} (episode seed {seed}) raised during {phase} {where}",
-            worker=worker,
-            env_indices=[index],
-            seeds=[seed],
-            remote_traceback=tb,
-        )
+        return slot_error(self.cfg.name, where, worker, index, seed, phase, tb)
 
     def _fail(self, err: EnvWorkerError) -> EnvWorkerError:
         self.close(grace_s=0.2)
@@ -281,21 +375,9 @@ class VectorEnv:
                         )
                     )
             kind, data = msg
-            if kind == "ok":
-                out.append(data)
-            elif kind == "slot_error":
-                index, seed, phase, tb = data
-                raise self._fail(self._slot_error(w, index, seed, phase, tb))
-            else:
-                raise self._fail(
-                    EnvWorkerError(
-                        f"{self.cfg.name}: worker {w} (envs {block}, episode seeds {seeds}) failed during {what}",
-                        worker=w,
-                        env_indices=block,
-                        seeds=seeds,
-                        remote_traceback=str(data),
-                    )
-                )
+            if kind != "ok":
+                raise self._fail(answer_error(self.cfg.name, w, what, kind, data, block, seeds, f"in worker {w}"))
+            out.append(data)
         return out
 
     def _died(self, w: int, what: str, exitcode: int | None, block: list[int], seeds: list) -> EnvWorkerError:
@@ -325,21 +407,11 @@ class VectorEnv:
             results.extend(part)
         return results
 
-    @staticmethod
-    def _stack(obs_list: list[Any]) -> Any:
-        if isinstance(obs_list[0], dict):
-            return {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0]}
-        return np.stack(obs_list)
-
     # -- API -----------------------------------------------------------------------------
     def reset(self, seeds: Sequence[int] | None = None) -> Any:
         """Start a new episode in every env; returns obs [N, To, Do] (dict of [N, To, ...] for pixels)."""
         self._check_open()
-        if seeds is not None:
-            seeds = [int(s) for s in seeds]
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"reset: got {len(seeds)} seeds for {self.num_envs} envs")
-        per_env = list(seeds) if seeds is not None else [None] * self.num_envs
+        per_env = check_reset_seeds(seeds, self.num_envs)
         if self._slots:
             obs = []
             for s, seed in zip(self._slots, per_env):
@@ -354,16 +426,14 @@ class VectorEnv:
             obs, chosen = zip(*self._send_all("reset", per_env))
             self._seeds = list(chosen)
         self._was_reset = True
-        return self._stack(list(obs))
+        return stack_obs(list(obs))
 
     def step(self, action_chunks: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         """action_chunks [N, Ta or Tp, Da] -> (obs, reward [N], terminated [N], truncated [N], infos)."""
         self._check_open()
         if not self._was_reset:
             raise RuntimeError("VectorEnv.step() before reset()")
-        chunks = np.asarray(action_chunks, np.float32)
-        if chunks.ndim != 3 or chunks.shape[0] != self.num_envs:
-            raise ValueError(f"step: action chunks must be [N={self.num_envs}, T, Da], got {chunks.shape}")
+        chunks = check_chunks(action_chunks, self.num_envs)
         if self._slots:
             results = []
             for s in self._slots:
@@ -373,16 +443,7 @@ class VectorEnv:
                     raise self._fail(self._slot_error(None, e.index, e.seed, e.phase, e.tb)) from None
         else:
             results = self._send_all("step", list(chunks))
-        obs, rew, term, trunc, infos = zip(*results)
-        for i, info in enumerate(infos):
-            self._seeds[i] = info.get("reset_seed", info.get("seed"))
-        return (
-            self._stack(list(obs)),
-            np.asarray(rew, np.float32),
-            np.asarray(term, bool),
-            np.asarray(trunc, bool),
-            list(infos),
-        )
+        return collate_step(results, self._seeds)
 
     @property
     def seeds(self) -> list[int | None]:

@@ -37,7 +37,7 @@ from dppo_robot.train.job_config import FinetuneConfig
 from dppo_robot.train.metrics_log import MetricsLog
 from dppo_robot.train.policy_act import to_cond
 from dppo_robot.train.progress import JobProgress
-from dppo_robot.train.rollout import make_collector
+from dppo_robot.train.rollout import CollectorSettings, make_collector
 from dppo_robot.train.run_dir import RunDir, rng_state, seed_everything, set_rng_state
 from dppo_robot.typed_config import ConfigError, from_dict, load_yaml, to_dict
 
@@ -151,7 +151,10 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
         metrics.update(eval_success_rate=s["success_rate"], eval_success_ci95=s["success_ci95"], eval_itr=itr)
         bar.note(f"itr {itr}: eval success {res.success}")
 
-    collector = make_collector(cfg.task, N, cfg.n_workers, pre.normalization, cfg.step_timeout_s)
+    cc = cfg.collector
+    collector = make_collector(
+        cfg.task, N, cfg.n_workers, pre.normalization, cfg.step_timeout_s, cc.backend, cc.address, cc.cpus_per_worker
+    )
     obs, last_done = None, np.ones(N, bool)
     try:
         with JobProgress(f"{cfg.algorithm} {cfg.task.name}", cfg.n_itr, start=start) as bar:
@@ -221,6 +224,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="override the pre-trained checkpoint")
     parser.add_argument("--itr", type=int, help="override n_itr")
     parser.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run")
+    parser.add_argument("--collector", choices=["process", "ray"], help="override collector.backend")
+    parser.add_argument("--ray-address", help="override collector.address (local, auto, HOST:PORT, ray://HOST:PORT)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -231,6 +236,16 @@ def run(args: argparse.Namespace) -> int:
         cfg.checkpoint = args.checkpoint
     if args.itr:
         cfg.n_itr = args.itr
+    if args.collector or args.ray_address:
+        if args.collector == "process":
+            cfg.collector = CollectorSettings()  # address and cpus_per_worker are Ray's
+        cfg.collector.backend = args.collector or cfg.collector.backend
+        cfg.collector.address = args.ray_address or cfg.collector.address
+        try:
+            cfg.collector.validate()
+            cfg.validate()
+        except ValueError as e:
+            raise ConfigError(f"{args.config} with --collector/--ray-address: {e}") from None
     if args.no_resume and RunDir(cfg.run_dir).can_resume():
         raise ConfigError(f"{cfg.run_dir}: a run exists there (remove it or drop --no-resume)")
     print(f"checkpoint: {finetune(cfg)}")

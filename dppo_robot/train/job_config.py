@@ -13,6 +13,7 @@ from typing import Literal
 from dppo_robot.envs.task_config import TaskConfig
 from dppo_robot.model.policy_config import PolicyConfig
 from dppo_robot.rl.ppo_update import PPOConfig
+from dppo_robot.train.rollout import CollectorSettings
 
 
 @dataclass
@@ -78,7 +79,8 @@ class FinetuneConfig:
     n_itr: int = 100  # PPO iterations
     n_envs: int = 50  # parallel training envs (N)
     n_steps: int = 75  # chunk steps per env per iteration (T); lift: 300 env steps / Ta 4
-    n_workers: int = 2  # env worker processes (0: in the main process)
+    n_workers: int = 2  # env worker processes, or Ray actors with collector.backend ray (0: in the main process)
+    collector: CollectorSettings = field(default_factory=CollectorSettings)  # process pool here, or Ray
     reset_at_iteration: bool = True  # every iteration starts fresh episodes (reference default)
     # diffusion sampler during fine-tuning (reference robomimic values)
     ft_denoising_steps: int = 10  # K' (DDPM K=20 robomimic; all 5 DDIM steps furniture)
@@ -100,6 +102,8 @@ class FinetuneConfig:
             raise ValueError("n_itr, n_envs and n_steps must be >= 1")
         if self.n_workers < 0:
             raise ValueError("n_workers must be >= 0")
+        if self.collector.backend == "ray" and self.n_workers < 1:
+            raise ValueError("collector.backend ray needs n_workers >= 1 (one env actor per worker)")
         if self.ft_denoising_steps < 1:
             raise ValueError("ft_denoising_steps (K') must be >= 1")
 

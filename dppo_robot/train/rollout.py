@@ -1,8 +1,9 @@
 """The rollout collector interface and evaluation episodes over it.
 
 Training and evaluation talk to environments only through `Collector` (reset / step / close
-over N chunked envs). The local backend is `dppo_robot.envs.vector_env.VectorEnv` (worker
-processes on this machine); a distributed backend only has to implement the same protocol.
+over N chunked envs). Backends: "process", `dppo_robot.envs.vector_env.VectorEnv` (worker
+processes on this machine), and "ray", `dppo_robot.envs.ray_collector.RayCollector` (Ray actors
+across a cluster's nodes); both run the same env blocks, so the same seeds give the same episodes.
 
 Shapes: obs [N, To, Do] (or a dict with "state" and "image_<camera>" [N, To, 3, H, W]);
 action chunks [N, Ta or Tp, Da]; rewards, terminated, truncated [N].
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -30,20 +31,63 @@ class Collector(Protocol):
     def close(self) -> None: ...
 
 
+BACKENDS = ("process", "ray")
+
+
+@dataclass
+class CollectorSettings:
+    """Where the training envs run (the `collector:` section of a finetune config)."""
+
+    # process: n_workers worker processes on this machine (VectorEnv);
+    # ray: n_workers Ray actors spread over a Ray cluster's nodes (RayCollector, extra [ray])
+    backend: Literal["process", "ray"] = "process"
+    # ray only: "local" starts Ray inside the job; "auto", "HOST:6379" or "ray://HOST:10001" joins a cluster
+    address: str = "local"
+    cpus_per_worker: float = 1.0  # ray only: CPUs each env actor reserves on its node
+
+    def validate(self) -> None:
+        if not self.address.strip():
+            raise ValueError("address must not be empty ('local', 'auto', 'HOST:PORT' or 'ray://HOST:PORT')")
+        if self.cpus_per_worker <= 0:
+            raise ValueError(f"cpus_per_worker must be > 0, got {self.cpus_per_worker}")
+        if self.backend == "process" and (self.address != "local" or self.cpus_per_worker != 1.0):
+            raise ValueError("address and cpus_per_worker apply to backend 'ray' only (set backend: ray)")
+
+
 def make_collector(
     task: TaskConfig,
     n_envs: int,
     n_workers: int = 0,
     normalization: Any | None = None,
     step_timeout_s: float = 120.0,
-    backend: str = "local",
+    backend: str = "process",
+    address: str = "local",
+    cpus_per_worker: float = 1.0,
 ) -> Collector:
-    """A collector of n_envs chunked envs of `task` (observations/actions normalised when given)."""
-    if backend != "local":
-        raise ValueError(f"unknown collector backend {backend!r}; available: 'local'")
-    from dppo_robot.envs.vector_env import VectorEnv
+    """A collector of n_envs chunked envs of `task` (observations/actions normalised when given).
 
-    return VectorEnv(task, n_envs, n_workers, normalization=normalization, step_timeout_s=step_timeout_s)
+    backend "process" (alias "local"): VectorEnv with n_workers worker processes here;
+    "ray": RayCollector with n_workers actors on the Ray cluster at `address` (see CollectorSettings).
+    """
+    if backend in ("process", "local"):
+        from dppo_robot.envs.vector_env import VectorEnv
+
+        return VectorEnv(task, n_envs, n_workers, normalization=normalization, step_timeout_s=step_timeout_s)
+    if backend == "ray":
+        try:
+            from dppo_robot.envs.ray_collector import RayCollector
+        except ImportError as e:
+            raise ImportError(f"collector backend 'ray' needs Ray: pip install 'dppo-robot[ray]' ({e})") from e
+        return RayCollector(
+            task,
+            n_envs,
+            n_workers,
+            normalization=normalization,
+            step_timeout_s=step_timeout_s,
+            address=address,
+            cpus_per_worker=cpus_per_worker,
+        )
+    raise ValueError(f"unknown collector backend {backend!r}; available: {', '.join(map(repr, BACKENDS))}")
 
 
 def policy_obs(obs: Any) -> dict:

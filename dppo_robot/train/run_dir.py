@@ -34,13 +34,16 @@ class RunDir:
         return self.last.is_file()
 
     def write_config(self, cfg: Any, resume: bool) -> dict:
-        """Write config.yaml; on resume, refuse a config that differs from the run's (except run length)."""
+        """Write config.yaml; on resume, refuse a config that differs from the run's.
+
+        Run length and where envs run (collector: same seeds, same episodes on any backend) may change.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
         data = to_dict(cfg)
         path = self.path / "config.yaml"
         if resume and path.is_file():
             old = yaml.safe_load(path.read_text())
-            diff = _diff(old, data, ignore={"n_itr", "train_steps"})
+            diff = _diff(old, data, ignore={"n_itr", "train_steps", "collector"})
             if diff:
                 raise ConfigError(
                     f"{path}: resuming with a different config ({', '.join(diff[:5])}); "
