@@ -170,31 +170,61 @@ def _rest(st: SimState) -> tuple:
 
 
 def main(args: list[str] | None = None) -> None:
+    """Play `episodes` episodes, then exit 0; SIGINT / SIGTERM end it early, also with 0.
+
+    rclpy's handlers shut the context down on either signal: the episode loop stops at its next
+    wait and the executor thread is joined before the interpreter exits (a daemon thread left
+    inside rcl aborts the process: "terminate called without an active exception").
+    """
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
 
     rclpy.init(args=args)
-    probe = rclpy.create_node(
-        "sim_franka_probe", allow_undeclared_parameters=True, automatically_declare_parameters_from_overrides=True
-    )
-    bundle = probe.get_parameter_or("bundle", None)
-    probe.destroy_node()
-    cond_steps = 2
-    if bundle is not None and bundle.value:
-        from dppo_robot.bundle.manifest import read_manifest
-
-        cond_steps = read_manifest(bundle.value).cond_steps
-    node = SimFrankaNode(cond_steps=cond_steps)
-    node.declare_parameter("episodes", 10)
-    ex = MultiThreadedExecutor(num_threads=2)
-    ex.add_node(node)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
+    stop = threading.Event()
+    rclpy.get_default_context().on_shutdown(stop.set)
+    node, th, ex = None, None, None
     try:
-        node.run_episodes(int(node.get_parameter("episodes").value))
+        probe = rclpy.create_node(
+            "sim_franka_probe", allow_undeclared_parameters=True, automatically_declare_parameters_from_overrides=True
+        )
+        bundle = probe.get_parameter_or("bundle", None)
+        probe.destroy_node()
+        cond_steps = 2
+        if bundle is not None and bundle.value:
+            from dppo_robot.bundle.manifest import read_manifest
+
+            cond_steps = read_manifest(bundle.value).cond_steps
+        node = SimFrankaNode(cond_steps=cond_steps)
+        node.declare_parameter("episodes", 10)
+        ex = MultiThreadedExecutor(num_threads=2)
+        ex.add_node(node)
+        th = threading.Thread(target=_spin_until_shutdown, args=(ex, stop), name="sim_franka_executor")
+        th.start()
+        node.run_episodes(int(node.get_parameter("episodes").value), stop)
     except KeyboardInterrupt:
         pass
+    except Exception:
+        if not stop.is_set() and rclpy.ok():  # else: publishing on a context a signal just shut down
+            raise
     finally:
-        ex.shutdown()
-        node.destroy_node()
+        stop.set()
+        if th is not None:
+            th.join()
+        if ex is not None:
+            ex.shutdown()
+        if node is not None:
+            node.destroy_node()
+            node.sim.close()
         rclpy.try_shutdown()
+
+
+def _spin_until_shutdown(ex, stop: threading.Event) -> None:
+    """Spin until stop is set or a signal shuts the context down (then set stop)."""
+    try:
+        while not stop.is_set() and ex.context.ok():
+            ex.spin_once(timeout_sec=0.05)
+    except Exception:  # ExternalShutdownException, or RCLError racing the shutdown
+        if ex.context.ok():
+            raise
+    finally:
+        stop.set()
