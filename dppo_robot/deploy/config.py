@@ -170,6 +170,10 @@ class RobotConfig:
     ik_max_iters: int = 50
     ik_tol_m: float = 1e-5
     ik_tol_rad: float = 1e-4
+    # A target the arm cannot reach exactly (joint limits) still gets the IK's closest solution, as
+    # a Cartesian controller would drive as far as it can; beyond these residuals nothing is sent.
+    ik_max_residual_m: float = 0.1
+    ik_max_residual_rad: float = 0.5
 
     def validate(self) -> None:
         if not self.arm_id:

@@ -87,7 +87,8 @@ class PandaIK:
         max_iters: int = 50,
         tol_m: float = 1e-5,
         tol_rad: float = 1e-4,
-        posture_cost: float = 1e-3,
+        posture_cost: float = 0.0,
+        damping: float = 1e-3,
         step_s: float = 0.05,
     ) -> None:
         import mink
@@ -107,6 +108,8 @@ class PandaIK:
         self.config = mink.Configuration(self.model)
         self.frame = mink.FrameTask(EE_SITE, "site", position_cost=1.0, orientation_cost=1.0, lm_damping=1e-6)
         self.posture = mink.PostureTask(self.model, cost=posture_cost)
+        self.tasks = [self.frame, self.posture] if posture_cost > 0 else [self.frame]
+        self.damping = damping
         self.limits = [mink.ConfigurationLimit(self.model)]
 
     def to_base(self, position: np.ndarray, quat_xyzw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,9 +142,7 @@ class PandaIK:
         while it < self.max_iters and not (
             np.linalg.norm(err[:3]) < self.tol_m and np.linalg.norm(err[3:]) < self.tol_rad
         ):
-            vel = mink.solve_ik(
-                self.config, [self.frame, self.posture], self.step_s, "daqp", damping=1e-6, limits=self.limits
-            )
+            vel = mink.solve_ik(self.config, self.tasks, self.step_s, "daqp", damping=self.damping, limits=self.limits)
             self.config.integrate_inplace(vel, self.step_s)
             err = self.frame.compute_error(self.config)
             it += 1

@@ -222,21 +222,25 @@ class BridgeNode(Node):
         self.published += 1
 
     def _publish_joints(self, out: StreamTarget, now: float) -> bool:
-        """IK of the safe target (seeded from the last solution, else the measured joints) -> one
-        JointTrajectory point reached at out.stamp_s. Nothing is published without a converged solution."""
-        seed = self._ik_seed[1] if self._ik_seed and out.stamp_s - self._ik_seed[0] < 0.5 else self.joints
+        """IK of the safe target (seeded from the measured joints, else the last solution) -> one
+        JointTrajectory point reached at out.stamp_s. An unreachable target gets the closest solution
+        within robot.ik_max_residual_* (counted as ik_residual), else nothing is published."""
+        seed = self.joints if self.joints is not None else (self._ik_seed[1] if self._ik_seed else None)
         if seed is None:
             self._report(DiagnosticStatus.WARN, f"no measured joints on {self.cfg.topics.joint_states}: no IK seed")
             return False
         res = self.ik.solve(out.position, out.quat, seed)
+        r = self.cfg.robot
         if not res.converged:
-            self._report(
-                DiagnosticStatus.WARN,
-                f"IK did not converge ({res.position_error_m:.2e} m, {res.rotation_error_rad:.2e} rad): "
-                "target held back",
-            )
-            self._ik_seed = None
-            return False
+            self.core.counters["ik_residual"] = self.core.counters.get("ik_residual", 0) + 1
+            if res.position_error_m > r.ik_max_residual_m or res.rotation_error_rad > r.ik_max_residual_rad:
+                self._report(
+                    DiagnosticStatus.WARN,
+                    f"IK residual {res.position_error_m:.3f} m / {res.rotation_error_rad:.3f} rad beyond "
+                    f"robot.ik_max_residual_*: target held back",
+                )
+                self._ik_seed = None
+                return False
         self._ik_seed = (out.stamp_s, res.q)
         tfs = out.stamp_s - now if out.stamp_s - now > 1e-6 else 1.0 / self.cfg.bridge.stream_hz
         msg = convert.fill_joint_trajectory(
