@@ -310,3 +310,36 @@ def test_absolute_chunk_executed_in_steps_gives_back_the_policys_delta_actions()
         measured_q = apply_world_rotvec(t.quat, np.array([0.01, -0.02, 0.0]))
     with pytest.raises(ValueError, match="steps or absolute"):
         PoseChunkMapper("delta")
+
+
+def test_ik_model_matches_the_simulated_lift_and_solves_nearby_targets():
+    """PandaIK (robosuite's Panda, mink) with sim_lift.yaml's base placement: its forward kinematics
+    is the task's end-effector pose at the task's joints, and a target a few cm away is solved
+    to tolerance within the joint limits."""
+    from dppo_robot.deploy.config import DeployConfig
+    from dppo_robot.deploy.ik import PandaIK
+    from dppo_robot.deploy.pose_math import angle_between
+    from dppo_robot.deploy.sim_franka import SimFranka
+    from dppo_robot.typed_config import load_yaml
+
+    cfg = load_yaml(DeployConfig, ROS_PKG / "config" / "sim_lift.yaml")
+    sim = SimFranka(cfg.sim, cfg.action)
+    try:
+        st = sim.reset(0.0)
+        ik = PandaIK(cfg.robot.base_pos_m, cfg.robot.base_quat_xyzw)
+        p, q = ik.fk(st.joints)
+        np.testing.assert_allclose(p, st.ee_position, atol=1e-6)
+        assert angle_between(q, st.ee_quat) < 1e-5
+        target_p = st.ee_position + np.array([0.03, -0.02, -0.05])
+        target_q = apply_world_rotvec(st.ee_quat, np.array([0.0, 0.0, 0.2]))
+        res = ik.solve(target_p, target_q, st.joints)
+        assert res.converged, res
+        p2, q2 = ik.fk(res.q)
+        assert np.linalg.norm(p2 - target_p) < cfg.robot.ik_tol_m and angle_between(q2, target_q) < 1e-3
+        lo, hi = ik.model.jnt_range[:7].T
+        assert np.all((res.q >= lo) & (res.q <= hi))
+        # the simulated Franka's joint follower: a joint target's pose is FK on the task's own model
+        t = sim.joint_target_pose(res.q)
+        np.testing.assert_allclose(t.position, target_p, atol=1e-4)
+    finally:
+        sim.close()
