@@ -1,8 +1,8 @@
 """Message <-> core conversion, written against message attributes.
 
-Readers (`*_sample`, `trajectory_to_chunk`) take any object with the message's attributes, so
-they are tested with plain objects and with real messages. Writers fill a message instance
-passed in (real or plain), creating nested messages through the given factories.
+Readers (`*_sample`, `multidof_to_pose_chunk`, `joint_trajectory_positions`) take any object with
+the message's attributes, so they are tested with plain objects and with real messages. Writers fill a
+message instance passed in (real or plain), creating nested messages through the given factories.
 
 Shapes: images rgb8/bgr8/mono8 [H, W, C] in the message -> uint8 [3, H, W] in the core.
 """
