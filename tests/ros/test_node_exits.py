@@ -36,7 +36,7 @@ def _start(module: str, ns: str, domain: int, config: Path, extra: list[str]) ->
     }
     # start_new_session: no controlling terminal's process group, as under launch or systemd
     return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-X", "faulthandler", "-c", code, *args],  # a crash prints its Python stack
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
