@@ -34,7 +34,7 @@ def _pcts(x: list[float] | np.ndarray) -> dict[str, float]:
 
 
 def bench_rate(control_hz: float, seconds: float, input_hz: float, bundle_root: Path, domain_id: int) -> dict:
-    from dppo_robot.deploy.config import DeployConfig, ObsSource
+    from dppo_robot.deploy.config import ActionMapping, DeployConfig, ObsSource
     from dppo_robot.deploy.fresh_bundle import fresh_task_bundle
     from dppo_robot.deploy_command import import_ros_package
 
@@ -46,7 +46,7 @@ def bench_rate(control_hz: float, seconds: float, input_hz: float, bundle_root: 
     from dppo_robot_ros.policy_node import PolicyNode
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import JointState
-    from trajectory_msgs.msg import JointTrajectory
+    from trajectory_msgs.msg import MultiDOFJointTrajectory
 
     bundle = fresh_task_bundle(
         bundle_root / f"reach2d_{int(control_hz)}hz",
@@ -58,6 +58,7 @@ def bench_rate(control_hz: float, seconds: float, input_hz: float, bundle_root: 
     cfg.policy.control_hz = control_hz
     cfg.policy.obs = [ObsSource("pos", "ee_pose", "position_xy"), ObsSource("goal_rel", "task_state", "values")]
     cfg.policy.default_max_age_s = max(0.25, 3.0 / input_hz)
+    cfg.action = ActionMapping(position_slice="vel", position_scale_m=0.1)  # reach2d's velocity action
     ctx = new_context(domain_id)
     policy = PolicyNode(config=cfg, bundle=str(bundle), context=ctx)
     io = rclpy.create_node("bench_io", context=ctx)
@@ -65,12 +66,12 @@ def bench_rate(control_hz: float, seconds: float, input_hz: float, bundle_root: 
     state_pub = io.create_publisher(JointState, cfg.topics.task_state, RELIABLE)
     lat: list[float] = []
 
-    def on_chunk(m: JointTrajectory) -> None:
+    def on_chunk(m: MultiDOFJointTrajectory) -> None:
         if m.points:
             now = io.get_clock().now().nanoseconds * 1e-9
             lat.append((now - convert.stamp_to_s(m.header.stamp)) * 1e3)
 
-    io.create_subscription(JointTrajectory, cfg.topics.chunk, on_chunk, RELIABLE)
+    io.create_subscription(MultiDOFJointTrajectory, cfg.topics.chunk, on_chunk, RELIABLE)
     names = ["pos/0", "pos/1", "goal_rel/0", "goal_rel/1"]
 
     def feed() -> None:

@@ -91,3 +91,81 @@ class ActionMapper:
         if self.grip is not None and target.gripper is not None:
             a[self.grip[0]] = target.gripper
         return a.astype(np.float32)
+
+
+def gripper_to_finger(g: np.ndarray, open_m: float) -> np.ndarray:
+    """Gripper action (-1 open .. +1 close) -> finger joint position (m, = width / 2)."""
+    return (1.0 - np.clip(np.asarray(g, np.float64), -1.0, 1.0)) * 0.5 * open_m
+
+
+def finger_to_gripper(finger_m: np.ndarray, open_m: float) -> np.ndarray:
+    """Finger joint position (m) -> gripper action (-1 open .. +1 close)."""
+    return np.clip(1.0 - 2.0 * np.asarray(finger_m, np.float64) / open_m, -1.0, 1.0)
+
+
+@dataclass
+class PoseChunk:
+    """A chunk as absolute end-effector targets (what goes on the wire), env units.
+
+    Shapes: positions [N, 3] m; quats [N, 4] xyzw; gripper [N] (-1 open .. +1 close) or None.
+    """
+
+    positions: np.ndarray
+    quats: np.ndarray
+    gripper: np.ndarray | None = None
+
+
+def chunk_targets(
+    mapper: ActionMapper, actions: np.ndarray, anchor_pos: np.ndarray, anchor_quat: np.ndarray
+) -> PoseChunk:
+    """The policy's actions [N, Da] (env units) as absolute targets, anchored at the measured pose
+    at the observation time. delta_pose: target_i = target_(i-1) + step_i (target_(-1) = the anchor),
+    each step as the env applies it (scaled, clipped to [-1, 1]; rotation in the world frame);
+    absolute_pose: the actions themselves (dimensions they leave out keep the anchor's value)."""
+    a = np.asarray(actions, np.float64)
+    pos, quat = np.array(anchor_pos, np.float64), normalize_quat(anchor_quat)
+    positions, quats = np.zeros((len(a), 3)), np.zeros((len(a), 4))
+    for i, row in enumerate(a):
+        t = mapper.to_target(row, pos, quat)
+        pos, quat = t.position, t.quat
+        positions[i], quats[i] = pos, quat
+    grip = np.clip(a[:, mapper.grip[0]], -1.0, 1.0) if mapper.grip is not None else None
+    return PoseChunk(positions, quats, grip)
+
+
+POSE_ROW = 15  # the bridge's per-point row: target pos 3, quat 4, gripper 1, previous target pos 3, quat 4
+
+
+def pose_rows(chunk: PoseChunk) -> np.ndarray:
+    """[N, 15] rows for the bridge core: target, gripper (NaN: none), previous target (NaN for point 0)."""
+    n = len(chunk.positions)
+    rows = np.full((n, POSE_ROW), np.nan)
+    rows[:, 0:3], rows[:, 3:7] = chunk.positions, chunk.quats
+    if chunk.gripper is not None:
+        rows[:, 7] = chunk.gripper
+    rows[1:, 8:11], rows[1:, 11:15] = chunk.positions[:-1], chunk.quats[:-1]
+    return rows
+
+
+class PoseChunkMapper:
+    """The bridge's point -> target rule for absolute chunks (pose_rows), see BridgeConfig.execute.
+
+    steps: the point's step (target_i - target_(i-1), rotation as a world-frame rotation vector)
+    from the measured pose at its start; point 0 goes to its absolute target (the policy anchored
+    the chunk at the measured pose at the observation time, which is the start of point 0).
+    absolute: the target itself.
+    """
+
+    def __init__(self, execute: str) -> None:
+        if execute not in ("steps", "absolute"):
+            raise ValueError(f"bridge.execute must be steps or absolute, got {execute!r}")
+        self.execute = execute
+
+    def to_target(self, row: np.ndarray, anchor_pos: np.ndarray, anchor_quat: np.ndarray) -> PoseTarget:
+        row = np.asarray(row, np.float64)
+        grip = None if np.isnan(row[7]) else float(row[7])
+        pos, quat = row[0:3].copy(), normalize_quat(row[3:7])
+        if self.execute == "steps" and not np.isnan(row[8]):
+            pos = np.asarray(anchor_pos, np.float64) + (pos - row[8:11])
+            quat = apply_world_rotvec(normalize_quat(anchor_quat), world_rotvec(normalize_quat(row[11:15]), quat))
+        return PoseTarget(pos, quat, grip)

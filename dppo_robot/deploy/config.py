@@ -75,9 +75,14 @@ class Topics:
     robot_mode: str = "/franka/robot_mode"  # std_msgs/UInt8 = franka_msgs/FrankaRobotState.robot_mode
     # franka_msgs/FrankaRobotState (1 kHz, reliable): read by robot_mode_relay, which fills robot_mode
     robot_state: str = "/franka_robot_state_broadcaster/robot_state"
+    # trajectory_msgs/MultiDOFJointTrajectory: absolute end-effector targets (base frame, env units)
     chunk: str = "/policy/action_chunk"
+    # trajectory_msgs/JointTrajectory of the finger joint (m, = width / 2), same stamp as the chunk
+    gripper_chunk: str = "/policy/gripper_chunk"
     tick: str = "/policy/tick"
     target_pose: str = "/target_pose"
+    # bridge.output joint_trajectory: a joint_trajectory_controller's topic (its own joint names)
+    joint_trajectory: str = "/joint_trajectory_controller/joint_trajectory"
     gripper_command: str = "/dppo/gripper_command"
     episode: str = "/sim/episode"
     # camera name -> image topic; camera_info is the sibling "camera_info" topic.
@@ -157,6 +162,50 @@ class ActionMapping:
             raise ValueError("action.position_slice must name the action slice that moves the end effector")
         if self.position_scale_m <= 0:
             raise ValueError("position_scale_m must be > 0")
+
+
+@dataclass
+class RobotConfig:
+    """Names and kinematics of the arm on the wire.
+
+    Joints are "<arm_id>_joint1".."7" and the finger "<arm_id>_finger_joint1" (franka_ros2: fr3 or
+    panda; the simulated Franka uses panda). The IK (bridge.output joint_trajectory) runs on
+    robosuite's Panda model with base_pos_m / base_quat_xyzw = the robot base's pose in the
+    bridge's frame (identity on the robot; robosuite's world offset in simulation).
+    """
+
+    arm_id: str = "fr3"
+    ee_frame: str = ""  # joint name of the MultiDOF chunk ("" = "<arm_id>_hand_tcp")
+    finger_open_m: float = 0.04  # finger joint position at gripper -1 (open); +1 closes to 0
+    base_pos_m: list[float] = _field(default_factory=lambda: [0.0, 0.0, 0.0])
+    base_quat_xyzw: list[float] = _field(default_factory=lambda: [0.0, 0.0, 0.0, 1.0])
+    ik_max_iters: int = 50
+    ik_tol_m: float = 1e-5
+    ik_tol_rad: float = 1e-4
+    # A target the arm cannot reach exactly (joint limits) still gets the IK's closest solution, as
+    # a Cartesian controller would drive as far as it can; beyond these residuals nothing is sent.
+    ik_max_residual_m: float = 0.1
+    ik_max_residual_rad: float = 0.5
+
+    def validate(self) -> None:
+        if not self.arm_id:
+            raise ValueError("robot.arm_id must be set (fr3 or panda: joint names '<arm_id>_joint1'..)")
+        if self.finger_open_m <= 0:
+            raise ValueError("robot.finger_open_m must be > 0")
+        if len(self.base_pos_m) != 3 or len(self.base_quat_xyzw) != 4:
+            raise ValueError("robot.base_pos_m needs 3 values, robot.base_quat_xyzw 4")
+
+    @property
+    def joint_names(self) -> list[str]:
+        return [f"{self.arm_id}_joint{i}" for i in range(1, 8)]
+
+    @property
+    def finger_joint(self) -> str:
+        return f"{self.arm_id}_finger_joint1"
+
+    @property
+    def ee_joint(self) -> str:
+        return self.ee_frame or f"{self.arm_id}_hand_tcp"
 
 
 @dataclass
@@ -244,8 +293,15 @@ class BridgeConfig:
     hold_timeout_s: float = 0.0
     # Hold when the measured end-effector pose is older than this (s).
     max_pose_age_s: float = 0.2
-    # PoseStamped for a Cartesian impedance controller (a JointTrajectory output needs IK: not yet).
-    output: Literal["pose"] = "pose"
+    # pose: PoseStamped on topics.target_pose for a Cartesian impedance controller;
+    # joint_trajectory: the same safe target through IK (robot.*) as a JointTrajectory with the
+    # arm's joint names on topics.joint_trajectory for a joint_trajectory_controller.
+    output: Literal["pose", "joint_trajectory"] = "pose"
+    # How a chunk point's absolute target is executed. steps: from the measured pose at the start
+    # of the point's interval by the step target_i - target_(i-1) (point 0: its absolute target),
+    # which is what a delta-action policy did in training (a step from wherever the arm is);
+    # absolute: straight to target_i. "" = steps for action.mode delta_pose, absolute otherwise.
+    execute: Literal["", "steps", "absolute"] = ""
     frame_id: str = "base"
     safety: SafetyConfig = _field(default_factory=SafetyConfig)
     gripper: GripperConfig = _field(default_factory=GripperConfig)
@@ -281,6 +337,11 @@ class SimConfig:
     # A real operator would stop such a trial; without it a held episode runs to its step limit.
     abort_after_hold_s: float = 0.0
     z_m: float = 0.0  # z published for 2-D tasks
+    # What the simulated robot follows: pose (the bridge's target_pose) or joints (a JointTrajectory
+    # on topics.joint_trajectory: the arm is driven to the joint target's end-effector pose, forward
+    # kinematics on the task's own MuJoCo model, through the task's OSC controller; robosuite tasks
+    # only). It also publishes the arm's joint_states (robot.arm_id names) for the bridge's IK seed.
+    follow: Literal["pose", "joints"] = "pose"
 
 
 @dataclass
@@ -303,4 +364,5 @@ class DeployConfig:
     action: ActionMapping = _field(default_factory=lambda: ActionMapping(position_slice="delta_pos"))
     bridge: BridgeConfig = _field(default_factory=BridgeConfig)
     sim: SimConfig = _field(default_factory=SimConfig)
+    robot: RobotConfig = _field(default_factory=RobotConfig)
     cameras: list[CameraConfig] = _field(default_factory=list)

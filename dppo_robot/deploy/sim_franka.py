@@ -40,6 +40,7 @@ class SimState:
     ee_quat: np.ndarray  # [4] xyzw
     gripper: np.ndarray  # finger positions (may be empty)
     images: dict[str, np.ndarray] = field(default_factory=dict)  # camera -> [3, H, W]
+    joints: np.ndarray = field(default_factory=lambda: np.zeros(0))  # arm joint positions [7] (robosuite tasks)
 
 
 @dataclass
@@ -93,6 +94,36 @@ class SimFranka:
         self.aborted = ""
         self.state: SimState | None = None
         self._delayed: deque[SimState] = deque()
+        self._arm = self._arm_kinematics()
+        if cfg.follow == "joints" and self._arm is None:
+            raise ValueError(f"sim.follow joints needs a robosuite task with a Panda arm; '{cfg.task}' has none")
+
+    def _arm_kinematics(self):
+        """(MuJoCo model, data, arm qpos addresses, grip site id, hand body id) of a robosuite task, else None."""
+        rs = getattr(self.env.unwrapped, "env", None)
+        if rs is None or not hasattr(rs, "robots"):
+            return None
+        import mujoco
+
+        model, data = rs.sim.model._model, rs.sim.data._data
+        robot = rs.robots[0]
+        qadr = np.asarray(robot._ref_joint_pos_indexes)
+        site = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, robot.gripper["right"].important_sites["grip_site"])
+        hand = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, robot.robot_model.eef_name["right"])
+        return model, data, qadr, site, hand
+
+    def joint_target_pose(self, q: np.ndarray) -> PoseTarget:
+        """The end-effector pose (the tasks' eef frame: grip site position, hand orientation) at arm
+        joint positions q [7]: forward kinematics on the task's own MuJoCo model."""
+        import mujoco
+
+        model, data, qadr, site, hand = self._arm
+        d = mujoco.MjData(model)
+        d.qpos[:] = data.qpos
+        d.qpos[qadr] = q
+        mujoco.mj_kinematics(model, d)
+        w, x, y, z = d.xquat[hand]
+        return PoseTarget(d.site_xpos[site].copy(), np.array([x, y, z, w]), None)
 
     def _split(self, obs) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         state = obs["state"] if isinstance(obs, dict) else obs
@@ -114,7 +145,8 @@ class SimFranka:
             pos[2] = self.cfg.z_m
         quat = slices[self.cfg.ee_quat_slice] if self.cfg.ee_quat_slice else IDENTITY_QUAT.copy()
         grip = slices[self.cfg.gripper_slice] if self.cfg.gripper_slice else np.zeros(0)
-        return SimState(self.time_s, slices, pos, np.asarray(quat, np.float64), np.asarray(grip), images)
+        joints = self._arm[1].qpos[self._arm[2]].copy() if self._arm is not None else np.zeros(0)
+        return SimState(self.time_s, slices, pos, np.asarray(quat, np.float64), np.asarray(grip), images, joints)
 
     def reset(self, start_time_s: float) -> SimState:
         """Start the next episode at simulated time start_time_s."""

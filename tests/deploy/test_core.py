@@ -14,6 +14,7 @@ from dppo_robot.deploy.bridge import BridgeCore, RobotMode
 from dppo_robot.deploy.chunks import ChunkScheduler, TimedChunk
 from dppo_robot.deploy.config import ActionMapping, BridgeConfig, DeployConfig, ObsSource, SafetyConfig, SimConfig
 from dppo_robot.deploy.obs_history import ObsHistoryBuilder, Sample
+from dppo_robot.deploy.pose_math import apply_world_rotvec
 from dppo_robot.typed_config import ConfigError, from_dict
 
 ROS_PKG = Path(__file__).resolve().parents[2] / "ros2_ws" / "src" / "dppo_robot"
@@ -238,9 +239,15 @@ def test_message_readers_work_on_plain_objects():
     assert s.stamp_s == 3.5 and s.values["position"].tolist() == [1, 2, 3]
     img = Ns(header=Ns(stamp=stamp), height=2, width=2, step=6, encoding="bgr8", data=bytes(range(12)))
     assert convert.image_array(img)[:, 0, 0].tolist() == [2, 1, 0]
-    pts = [Ns(positions=[i, -i], time_from_start=Ns(sec=0, nanosec=(i + 1) * 100_000_000)) for i in range(3)]
-    ch = convert.trajectory_to_chunk(Ns(header=Ns(stamp=stamp), joint_names=["v/0", "v/1"], points=pts))
-    assert ch.offset == 1 and ch.dt_s == pytest.approx(0.1) and ch.times_s[-1] == pytest.approx(3.8)
+    tf = [Ns(translation=Ns(x=i, y=-i, z=0.5), rotation=Ns(x=0, y=0, z=0, w=1)) for i in range(3)]
+    pts = [Ns(transforms=[t], time_from_start=Ns(sec=0, nanosec=(i + 1) * 100_000_000)) for i, t in enumerate(tf)]
+    t0, dt, offset, ch = convert.multidof_to_pose_chunk(Ns(header=Ns(stamp=stamp), joint_names=["ee"], points=pts))
+    assert (t0, offset) == (3.5, 1) and dt == pytest.approx(0.1) and ch.positions[2].tolist() == [2, -2, 0.5]
+    jpts = [Ns(positions=[0.04, 7.0], time_from_start=Ns(sec=0, nanosec=100_000_000))]
+    jt = Ns(header=Ns(stamp=stamp), joint_names=["x", "fr3_finger_joint1"], points=jpts)
+    assert convert.joint_trajectory_positions(jt, ["fr3_finger_joint1", "x"])[2].tolist() == [[7.0, 0.04]]
+    with pytest.raises(ValueError, match="lacks joints"):
+        convert.joint_trajectory_positions(jt, ["fr3_joint1"])
 
 
 def test_camera_recording_synthesised_with_software_device(tmp_path):
@@ -258,3 +265,81 @@ def test_camera_recording_synthesised_with_software_device(tmp_path):
     assert [int(f.rgb[0, 0, 0]) for f in got] == [0, 10, 20, 30]
     assert np.diff([f.stamp_s for f in got]) == pytest.approx([1 / 30] * 3, abs=1e-6)
     assert got[0].intrinsics.width == 32
+
+
+def test_absolute_chunk_executed_in_steps_gives_back_the_policys_delta_actions():
+    """Lift-style delta_pose + rotation + gripper: actions -> absolute targets (the wire) -> the
+    bridge's step rule from wherever the arm really is -> the task action the simulated Franka
+    derives: the policy's own actions, whatever the tracking error."""
+    from dppo_robot.deploy.action_map import (
+        ActionMapper,
+        PoseChunkMapper,
+        chunk_targets,
+        finger_to_gripper,
+        gripper_to_finger,
+        pose_rows,
+    )
+    from dppo_robot.deploy.config import ActionMapping
+
+    m = ActionMapper(
+        ActionMapping(position_slice="dp", rotation_slice="dr", gripper_slice="g"), [("dp", 3), ("dr", 3), ("g", 1)]
+    )
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (8, 7))
+    anchor_p, anchor_q = (
+        np.array([0.1, -0.2, 1.0]),
+        np.array([0.99, 0.0, 0.05, 0.1]) / np.linalg.norm([0.99, 0, 0.05, 0.1]),
+    )
+    ch = chunk_targets(m, actions, anchor_p, anchor_q)
+    # absolute targets: the anchor plus the scaled steps so far
+    np.testing.assert_allclose(ch.positions, anchor_p + 0.05 * np.cumsum(actions[:, :3], axis=0), atol=1e-12)
+    fingers = gripper_to_finger(ch.gripper, 0.04)
+    assert np.all((fingers >= 0) & (fingers <= 0.04))
+    np.testing.assert_allclose(finger_to_gripper(fingers, 0.04), actions[:, 6], atol=1e-12)
+    rows = pose_rows(ch)
+    rows[:, 7] = finger_to_gripper(fingers, 0.04)
+    steps, absolute = PoseChunkMapper("steps"), PoseChunkMapper("absolute")
+    measured_p, measured_q = anchor_p, anchor_q
+    for i in range(8):
+        t = steps.to_target(rows[i], measured_p, measured_q)
+        np.testing.assert_allclose(m.to_action(t, measured_p, measured_q), actions[i], atol=1e-6)
+        a = absolute.to_target(rows[i], measured_p, measured_q)
+        np.testing.assert_allclose(a.position, ch.positions[i])
+        # the arm lags: it reaches 70 % of the step and a little rotation error
+        measured_p = measured_p + 0.7 * (t.position - measured_p)
+        measured_q = apply_world_rotvec(t.quat, np.array([0.01, -0.02, 0.0]))
+    with pytest.raises(ValueError, match="steps or absolute"):
+        PoseChunkMapper("delta")
+
+
+def test_ik_model_matches_the_simulated_lift_and_solves_nearby_targets():
+    """PandaIK (robosuite's Panda, mink) with sim_lift.yaml's base placement: its forward kinematics
+    is the task's end-effector pose at the task's joints, and a target a few cm away is solved
+    to tolerance within the joint limits."""
+    from dppo_robot.deploy.config import DeployConfig
+    from dppo_robot.deploy.ik import PandaIK
+    from dppo_robot.deploy.pose_math import angle_between
+    from dppo_robot.deploy.sim_franka import SimFranka
+    from dppo_robot.typed_config import load_yaml
+
+    cfg = load_yaml(DeployConfig, ROS_PKG / "config" / "sim_lift.yaml")
+    sim = SimFranka(cfg.sim, cfg.action)
+    try:
+        st = sim.reset(0.0)
+        ik = PandaIK(cfg.robot.base_pos_m, cfg.robot.base_quat_xyzw)
+        p, q = ik.fk(st.joints)
+        np.testing.assert_allclose(p, st.ee_position, atol=1e-6)
+        assert angle_between(q, st.ee_quat) < 1e-5
+        target_p = st.ee_position + np.array([0.03, -0.02, -0.05])
+        target_q = apply_world_rotvec(st.ee_quat, np.array([0.0, 0.0, 0.2]))
+        res = ik.solve(target_p, target_q, st.joints)
+        assert res.converged, res
+        p2, q2 = ik.fk(res.q)
+        assert np.linalg.norm(p2 - target_p) < cfg.robot.ik_tol_m and angle_between(q2, target_q) < 1e-3
+        lo, hi = ik.model.jnt_range[:7].T
+        assert np.all((res.q >= lo) & (res.q <= hi))
+        # the simulated Franka's joint follower: a joint target's pose is FK on the task's own model
+        t = sim.joint_target_pose(res.q)
+        np.testing.assert_allclose(t.position, target_p, atol=1e-4)
+    finally:
+        sim.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,85 @@ def test_launch_file_names_real_executables_and_files(path):
         assert {"bundle", "config", "robot_ip", "camera_serials", "dry_run"} <= set(names)
     used = set(re.findall(r'LaunchConfiguration\("(\w+)"\)', path.read_text()))
     assert used <= set(names), f"{path.name}: undeclared {used - set(names)}"
+
+
+def auto_activate_handler(path: Path, target: str = "policy") -> dict[str, object]:
+    """The matching options of the OnStateTransition handler of one lifecycle node (the variable
+    the launch file names it by), as written in the launch file."""
+    handlers = kwargs_of(ast.parse(path.read_text()), "OnStateTransition")
+    (kw,) = [h for h in handlers if getattr(h.get("target_lifecycle_node"), "id", None) == target]
+    out: dict[str, object] = {"transition": None, "start_state": None, "goal_state": None, "handle_once": False}
+    for k in out:
+        if k in kw:
+            assert isinstance(kw[k], ast.Constant), f"{path.name}: OnStateTransition {k} is not a constant"
+            out[k] = kw[k].value
+    return out
+
+
+def handler_fires(spec: dict[str, object], events: list[tuple[str, str, str]]) -> list[bool]:
+    """Which (transition, start_state, goal_state) events the handler handles: launch_ros's matcher
+    (every option given must equal the event's label) and launch's handle_once (it unregisters
+    after the first event it handles)."""
+    fired, done = [], False
+    for ev in events:
+        match = all(spec[k] is None or spec[k] == v for k, v in zip(("transition", "start_state", "goal_state"), ev))
+        fired.append(match and not done)
+        done = done or (match and bool(spec["handle_once"]))
+    return fired
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_auto_activation_fires_once_on_the_real_transition_events(path, ros_context, reach2d_bundle):
+    """The policy node's real lifecycle_msgs/TransitionEvent stream (configure, the activation the
+    handler asks for, an operator's deactivate, activate, deactivate, cleanup, configure): the
+    launch's handler fires on the first inactive after configure and on nothing else.
+
+    Coverage: the handler's options are read from the launch file and matched as launch_ros does
+    (launch itself is not installable here); the events are the node's own."""
+    import rclpy
+    from dppo_robot_ros.compose import Spinner
+    from dppo_robot_ros.policy_node import PolicyNode
+    from lifecycle_msgs.msg import Transition, TransitionEvent
+
+    from tests.ros.conftest import reach2d_config
+    from tests.ros.test_nodes_realtime import change_state
+
+    spec = auto_activate_handler(path)
+    cfg = reach2d_config()
+    cfg.policy.input_wait_s, cfg.policy.lockstep = 0.0, False
+    policy = PolicyNode(config=cfg, bundle=str(reach2d_bundle), context=ros_context)
+    test = rclpy.create_node("launch_probe", context=ros_context)
+    events: list[tuple[str, str, str]] = []
+    test.create_subscription(
+        TransitionEvent,
+        "/dppo_policy/transition_event",
+        lambda m: events.append((m.transition.label, m.start_state.label, m.goal_state.label)),
+        50,
+    )
+    spin = Spinner(ros_context, [policy, test])
+    T = Transition
+    fired_at = []
+    try:
+        time.sleep(0.5)  # the subscription matches the node's publisher
+        for tid in (T.TRANSITION_CONFIGURE, None, T.TRANSITION_DEACTIVATE, T.TRANSITION_ACTIVATE,
+                    T.TRANSITION_DEACTIVATE, T.TRANSITION_CLEANUP, T.TRANSITION_CONFIGURE):  # fmt: skip
+            n = len(events)
+            if tid is None:  # what the handler emits when it fires on configure
+                assert any(handler_fires(spec, events)), f"{path.name}: no auto-activation after configure"
+                tid = T.TRANSITION_ACTIVATE
+            assert change_state(test, spin, tid)
+            deadline = time.monotonic() + 5
+            while len(events) < n + 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(events) == n + 2, events
+        fired_at = [ev for ev, f in zip(events, handler_fires(spec, events)) if f]
+    finally:
+        spin.close()
+        policy.destroy_node()
+        test.destroy_node()
+    # once, on the configure (rcl leaves the transition label of these events empty)
+    assert [(s, g) for _, s, g in fired_at] == [("configuring", "inactive")], (fired_at, events)
+    # the bridge's handler (same lifecycle labels) must match the same way: once, on configure
+    bridge_fired = [ev for ev, f in zip(events, handler_fires(auto_activate_handler(path, "bridge"), events)) if f]
+    assert [(s, g) for _, s, g in bridge_fired] == [("configuring", "inactive")], (bridge_fired, events)

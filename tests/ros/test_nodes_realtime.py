@@ -68,18 +68,21 @@ def get_state(client_node) -> str:
 
 def test_lifecycle_transitions_and_chunk_rate(ros_context, reach2d_bundle):
     import rclpy
+    from dppo_robot_ros import convert
     from dppo_robot_ros.compose import Spinner
     from dppo_robot_ros.policy_node import PolicyNode
     from lifecycle_msgs.msg import Transition
     from std_msgs.msg import Header
-    from trajectory_msgs.msg import JointTrajectory
+    from trajectory_msgs.msg import MultiDOFJointTrajectory
 
     cfg = reach2d_config()
     cfg.policy.input_wait_s, cfg.policy.lockstep = 0.0, False
     policy = PolicyNode(config=cfg, bundle=str(reach2d_bundle), context=ros_context)
     test = rclpy.create_node("test_client", context=ros_context)
     chunks, ticks = [], []
-    test.create_subscription(JointTrajectory, cfg.topics.chunk, lambda m: chunks.append((time.monotonic(), m)), 50)
+    test.create_subscription(
+        MultiDOFJointTrajectory, cfg.topics.chunk, lambda m: chunks.append((time.monotonic(), m)), 50
+    )
     test.create_subscription(Header, cfg.topics.tick, lambda m: ticks.append((time.monotonic(), m.frame_id)), 50)
     feeder = Feeder(test, cfg)
     spin = Spinner(ros_context, [policy, test])
@@ -111,8 +114,18 @@ def test_lifecycle_transitions_and_chunk_rate(ros_context, reach2d_bundle):
     assert 4 <= len(t) <= 7, len(t)
     assert np.median(np.diff(t)) == pytest.approx(0.4, abs=0.06), (np.diff(t), [f for _, f in ticks])
     m = chunks[0][1]
-    assert len(m.points) == 8 and m.joint_names == ["vel/0", "vel/1"]
+    assert len(m.points) == 8 and m.joint_names == ["fr3_hand_tcp"] and m.header.frame_id == "world"
     assert [p.time_from_start.nanosec for p in m.points[:2]] == [100_000_000, 200_000_000]
+    # a plain subscriber reads absolute end-effector targets = the policy's actions in env units:
+    # reach2d's vel (+-1 = 0.1 m per step) from the pose at the obs time, the Feeder's (0, -1, 0)
+    actions, _ = policy.last_chunk
+    (last,) = [m for _, m in chunks[:n_chunks] if m.points and convert.stamp_to_s(m.header.stamp) == actions.stamp_s]
+    got = np.array([[p.transforms[0].translation.x, p.transforms[0].translation.y, p.transforms[0].translation.z]
+                    for p in last.points])  # fmt: skip
+    want = np.array([0.0, -1.0, 0.0]) + np.c_[0.1 * np.cumsum(np.clip(actions.actions, -1, 1), axis=0), np.zeros(8)]
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    rot = np.array([[p.transforms[0].rotation.x, p.transforms[0].rotation.w] for p in last.points])
+    np.testing.assert_allclose(rot, [[0.0, 1.0]] * 8, atol=1e-9)
     assert feeder.sent > 0
 
 
@@ -141,14 +154,14 @@ def test_bad_observations_publish_no_chunk_and_raise_a_diagnostic(ros_context, r
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from dppo_robot_ros.compose import Spinner
     from dppo_robot_ros.policy_node import PolicyNode
-    from trajectory_msgs.msg import JointTrajectory
+    from trajectory_msgs.msg import MultiDOFJointTrajectory
 
     cfg = reach2d_config()
     cfg.policy.input_wait_s, cfg.policy.lockstep = 0.0, False
     policy = PolicyNode(config=cfg, bundle=str(reach2d_bundle), context=ros_context)
     test = rclpy.create_node("test_faults", context=ros_context)
     chunks, diags = [], []
-    test.create_subscription(JointTrajectory, cfg.topics.chunk, chunks.append, 50)
+    test.create_subscription(MultiDOFJointTrajectory, cfg.topics.chunk, chunks.append, 50)
     test.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
     value = np.array([np.nan, -1.0, 0.0, 2.0]) if bad == "nan" else np.array([0.0, -1.0, 0.0, 50.0])
     Feeder(test, cfg, value=value)

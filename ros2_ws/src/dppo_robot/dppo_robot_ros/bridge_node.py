@@ -1,13 +1,18 @@
 """The Franka bridge node (lifecycle): action chunks -> a safe target stream for the arm's controller.
 
-Inputs: chunks (JointTrajectory from the policy node), the policy tick (std_msgs/Header),
+Inputs: chunks (trajectory_msgs/MultiDOFJointTrajectory of absolute end-effector targets and,
+when the action mapping has a gripper, the JointTrajectory of the finger joint with the same
+stamp, from the policy node; executed per bridge.execute), the policy tick (std_msgs/Header),
 the measured end-effector pose (PoseStamped, best effort as franka_ros2 publishes it) and the
 robot mode (std_msgs/UInt8 carrying franka_msgs/FrankaRobotState.robot_mode; robot_mode_relay
 fills it on the robot). Services ~/stop and ~/resume (std_srvs/Trigger). Output at stream_hz
 while active: target_pose (PoseStamped, depth 1, for a Cartesian impedance controller; stamp =
-the time the pose is meant for) and the gripper command: franka_gripper Move/Grasp goals when
-franka_msgs is installed (names from bridge.gripper), and std_msgs/Float64 (-1 open .. +1
-close) on topics.gripper_command. Diagnostics report holds, clips, refusals, stops, gripper goals.
+the time the pose is meant for), or with bridge.output joint_trajectory the same safe target
+through IK (dppo_robot.deploy.ik, seeded from topics.joint_states) as a one-point JointTrajectory
+of robot.joint_names on topics.joint_trajectory (reached at header.stamp + time_from_start = that
+time); and the gripper command: franka_gripper Move/Grasp goals when franka_msgs is installed
+(names from bridge.gripper), and std_msgs/Float64 (-1 open .. +1 close) on
+topics.gripper_command. Diagnostics report holds, clips, refusals, stops, gripper goals.
 
 Lifecycle: unconfigured / inactive publish nothing to the robot (inputs, the stop latch and the
 services work in every state); configure creates the output publishers, activate starts the
@@ -24,17 +29,20 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Header, UInt8
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint, MultiDOFJointTrajectory
 
-from dppo_robot.deploy.action_map import ActionMapper
+from dppo_robot.deploy.action_map import PoseChunk, PoseChunkMapper, finger_to_gripper, pose_rows
 from dppo_robot.deploy.bridge import BridgeCore, StreamTarget
+from dppo_robot.deploy.chunks import TimedChunk
 from dppo_robot.deploy.config import DeployConfig, SafetyConfig
 from dppo_robot.deploy.gripper import GripperGoals
 from dppo_robot_ros import convert
@@ -150,17 +158,32 @@ class BridgeNode(LifecycleNode):
         super().__init__(name, **kw)
         cfg, self.config_source = declare_config(self, config)
         self.cfg = cfg = copy.deepcopy(cfg)  # the safety block follows this node's parameters
-        # The bridge reads the action layout from the chunks' joint_names; the mapping needs the
-        # slice sizes: from the caller, or from the policy.action_names + names in the first chunk.
+        # Chunks carry absolute targets, whatever the bundle's action layout; action_slices is
+        # accepted for callers of the old private chunk format.
         self.declare_parameter("dry_run", False)
         self.declare_parameter("robot_ip", "")  # informational: franka_ros2 owns the connection
         self.dry_run = bool(self.get_parameter("dry_run").value)
-        self.mapper: ActionMapper | None = ActionMapper(cfg.action, action_slices) if action_slices else None
+        execute = cfg.bridge.execute or ("steps" if cfg.action.mode == "delta_pose" else "absolute")
+        self.mapper = PoseChunkMapper(execute)
         cfg.bridge.safety = self._declare_safety(cfg.bridge.safety)
         self.core = BridgeCore(cfg.bridge, self.mapper, cfg.policy.control_hz)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         t = cfg.topics
-        self.create_subscription(JointTrajectory, t.chunk, self._on_chunk, RELIABLE)
+        self.create_subscription(MultiDOFJointTrajectory, t.chunk, self._on_chunk, RELIABLE)
+        self.expect_gripper = bool(cfg.action.gripper_slice)
+        self._cart: tuple[float, float, int, PoseChunk] | None = None  # waiting for its gripper chunk
+        self._grip: dict[float, np.ndarray] = {}  # stamp -> finger positions
+        if self.expect_gripper:
+            self.create_subscription(JointTrajectory, t.gripper_chunk, self._on_gripper_chunk, RELIABLE)
+        self.ik = None
+        self.joints: np.ndarray | None = None  # measured arm joints (robot.joint_names order)
+        self._ik_seed: tuple[float, np.ndarray] | None = None  # (stamp, last solution)
+        if cfg.bridge.output == "joint_trajectory":
+            from dppo_robot.deploy.ik import PandaIK
+
+            r = cfg.robot
+            self.ik = PandaIK(r.base_pos_m, r.base_quat_xyzw, r.ik_max_iters, r.ik_tol_m, r.ik_tol_rad)
+            self.create_subscription(JointState, t.joint_states, self._on_joints, RELIABLE)
         self.create_subscription(Header, t.tick, self._on_tick, RELIABLE)
         self.create_subscription(PoseStamped, t.ee_pose, self._on_pose, BEST_EFFORT)
         self.create_subscription(UInt8, t.robot_mode, self._on_mode, RELIABLE)
@@ -168,7 +191,7 @@ class BridgeNode(LifecycleNode):
         self.create_service(Trigger, "~/stop", self._srv_stop)
         self.create_service(Trigger, "~/resume", self._srv_resume)
         steady_timer(self, 1.0, self.publish_diagnostics)
-        self.target_pub = self.gripper_pub = None
+        self.target_pub = self.gripper_pub = self.joint_pub = None
         self.gripper_goals = GripperGoals(cfg.bridge.gripper)
         self.gripper_client: ActionGoalClient | None = None
         self._gripper_timer = None
@@ -248,7 +271,10 @@ class BridgeNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         t = self.cfg.topics
         if not self.dry_run:  # dry run: no publisher to the robot exists at all
-            self.target_pub = self.create_lifecycle_publisher(PoseStamped, t.target_pose, TARGET)
+            if self.ik is not None:
+                self.joint_pub = self.create_lifecycle_publisher(JointTrajectory, t.joint_trajectory, TARGET)
+            else:
+                self.target_pub = self.create_lifecycle_publisher(PoseStamped, t.target_pose, TARGET)
             self.gripper_pub = self.create_lifecycle_publisher(Float64, t.gripper_command, RELIABLE)
             if HAVE_FRANKA_MSGS and self.cfg.bridge.gripper.enabled:
                 self.gripper_client = franka_gripper_client(self, self.gripper_goals)
@@ -291,10 +317,10 @@ class BridgeNode(LifecycleNode):
         if self.gripper_client is not None:
             self.gripper_client.destroy()
             self.gripper_client = None
-        for p in (self.target_pub, self.gripper_pub):
+        for p in (self.target_pub, self.gripper_pub, self.joint_pub):
             if p is not None:
                 self.destroy_publisher(p)
-        self.target_pub = self.gripper_pub = None
+        self.target_pub = self.gripper_pub = self.joint_pub = None
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self._release()
@@ -305,27 +331,46 @@ class BridgeNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     # ---------------------------------------------------------------- inputs
-    def _ensure_core(self, names: list[str]) -> bool:
-        if self.mapper is not None:
-            return True
-        sizes: dict[str, int] = {}
-        for n in names:  # "slice/i"
-            base = n.rsplit("/", 1)[0]
-            sizes[base] = sizes.get(base, 0) + 1
+    def _on_chunk(self, msg: MultiDOFJointTrajectory) -> None:
         try:
-            self.mapper = ActionMapper(self.cfg.action, list(sizes.items()))
-        except ValueError as e:
-            self._report(DiagnosticStatus.ERROR, f"chunk layout does not fit the action mapping: {e}")
-            return False
-        self.core.mapper = self.mapper
-        return True
-
-    def _on_chunk(self, msg: JointTrajectory) -> None:
-        chunk = convert.trajectory_to_chunk(msg)
-        if len(chunk.actions) and not self._ensure_core(chunk.names):
+            stamp, dt, offset, chunk = convert.multidof_to_pose_chunk(msg)
+        except (AttributeError, IndexError, ValueError) as e:
+            self._report(DiagnosticStatus.ERROR, f"bad chunk message: {e}")
             return
-        if self.core is not None:
-            self.core.on_chunk(chunk)
+        if len(chunk.positions) == 0 or not self.expect_gripper or stamp in self._grip:
+            self._feed(stamp, dt, offset, chunk)
+        else:  # its gripper chunk is still in flight
+            self._cart = (stamp, dt, offset, chunk)
+
+    def _on_gripper_chunk(self, msg: JointTrajectory) -> None:
+        try:
+            stamp, _, fingers = convert.joint_trajectory_positions(msg, [self.cfg.robot.finger_joint])
+        except (AttributeError, IndexError, ValueError) as e:
+            self._report(DiagnosticStatus.ERROR, f"bad gripper chunk: {e}")
+            return
+        self._grip[stamp] = fingers[:, 0]
+        for old in sorted(self._grip)[:-4]:
+            del self._grip[old]
+        if self._cart is not None and self._cart[0] == stamp:
+            cart, self._cart = self._cart, None
+            self._feed(*cart)
+
+    def _feed(self, stamp: float, dt: float, offset: int, chunk: PoseChunk) -> None:
+        """A complete chunk (targets + gripper) -> the core; an empty one cancels."""
+        n = len(chunk.positions)
+        if n and self.expect_gripper:
+            fingers = self._grip.get(stamp)
+            if fingers is None or len(fingers) != n:
+                self._report(DiagnosticStatus.ERROR, f"gripper chunk of {stamp:.3f} s does not match its chunk")
+                return
+            chunk = PoseChunk(chunk.positions, chunk.quats, finger_to_gripper(fingers, self.cfg.robot.finger_open_m))
+        self.core.on_chunk(TimedChunk(stamp, dt, pose_rows(chunk), offset))
+
+    def _on_joints(self, msg: JointState) -> None:
+        idx = {n: i for i, n in enumerate(msg.name)}
+        names = self.cfg.robot.joint_names
+        if all(n in idx for n in names):
+            self.joints = np.array([msg.position[idx[n]] for n in names], np.float64)
 
     def _on_tick(self, msg: Header) -> None:
         if self.core is not None:
@@ -373,15 +418,47 @@ class BridgeNode(LifecycleNode):
         self.last_target = out
         if out.clipped:
             self._report(DiagnosticStatus.WARN, self.core.last_clip)
-        if self.target_pub is None:  # dry run
+        if self.dry_run:  # no publisher to the robot exists
             return
         if out.gripper is not None and not out.hold:  # before the pose: a follower reads both together
             if self.gripper_client is not None:
                 self.gripper_goals.command(out.gripper > 0, now)
             self.gripper_pub.publish(Float64(data=float(out.gripper)))
-        pose = convert.fill_pose(PoseStamped(), out.stamp_s, out.position, out.quat, self.cfg.bridge.frame_id)
-        self.target_pub.publish(pose)
+        if self.ik is not None:
+            if not self._publish_joints(out, now):
+                return
+        else:
+            pose = convert.fill_pose(PoseStamped(), out.stamp_s, out.position, out.quat, self.cfg.bridge.frame_id)
+            self.target_pub.publish(pose)
         self.published += 1
+
+    def _publish_joints(self, out: StreamTarget, now: float) -> bool:
+        """IK of the safe target (seeded from the measured joints, else the last solution) -> one
+        JointTrajectory point reached at out.stamp_s. An unreachable target gets the closest solution
+        within robot.ik_max_residual_* (counted as ik_residual), else nothing is published."""
+        seed = self.joints if self.joints is not None else (self._ik_seed[1] if self._ik_seed else None)
+        if seed is None:
+            self._report(DiagnosticStatus.WARN, f"no measured joints on {self.cfg.topics.joint_states}: no IK seed")
+            return False
+        res = self.ik.solve(out.position, out.quat, seed)
+        r = self.cfg.robot
+        if not res.converged:
+            self.core.counters["ik_residual"] = self.core.counters.get("ik_residual", 0) + 1
+            if res.position_error_m > r.ik_max_residual_m or res.rotation_error_rad > r.ik_max_residual_rad:
+                self._report(
+                    DiagnosticStatus.WARN,
+                    f"IK residual {res.position_error_m:.3f} m / {res.rotation_error_rad:.3f} rad beyond "
+                    f"robot.ik_max_residual_*: target held back",
+                )
+                self._ik_seed = None
+                return False
+        self._ik_seed = (out.stamp_s, res.q)
+        tfs = out.stamp_s - now if out.stamp_s - now > 1e-6 else 1.0 / self.cfg.bridge.stream_hz
+        msg = convert.fill_joint_trajectory(
+            JointTrajectory(), out.stamp_s - tfs, self.cfg.robot.joint_names, res.q[None], [tfs], JointTrajectoryPoint
+        )
+        self.joint_pub.publish(msg)
+        return True
 
     def _report(self, level: int, message: str) -> None:
         """Log and publish a diagnostic once per new message; one logging call site per severity

@@ -86,15 +86,28 @@ def publish_diagnostic(node: Node, pub, status, values: dict) -> None:
 
 
 def spin_main(make_node: Callable[[], Node], args: list[str] | None = None) -> None:
-    """Console-script main: init, spin one node until Ctrl-C, clean up."""
+    """Console-script main: init, spin one node until SIGINT / SIGTERM, clean up, exit 0.
+
+    rclpy's signal handlers shut the context down on SIGINT and SIGTERM; spin then raises
+    ExternalShutdownException (no interactive shell: launch, a service manager) or
+    KeyboardInterrupt. Both are a normal stop, not a crash.
+    """
     import rclpy
+    from rclpy.executors import ExternalShutdownException
 
     rclpy.init(args=args)
-    node = make_node()
+    node = None
     try:
+        node = make_node()
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # rclpy races a signal's shutdown (RCLError "context is not valid" while building the wait
+        # set): a stop, not a crash. With the context still up the error is real.
+        if rclpy.ok():
+            raise
     finally:
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()

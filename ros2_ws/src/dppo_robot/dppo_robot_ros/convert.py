@@ -1,8 +1,8 @@
 """Message <-> core conversion, written against message attributes.
 
-Readers (`*_sample`, `trajectory_to_chunk`) take any object with the message's attributes, so
-they are tested with plain objects and with real messages. Writers fill a message instance
-passed in (real or plain), creating nested messages through the given factories.
+Readers (`*_sample`, `multidof_to_pose_chunk`, `joint_trajectory_positions`) take any object with
+the message's attributes, so they are tested with plain objects and with real messages. Writers fill a
+message instance passed in (real or plain), creating nested messages through the given factories.
 
 Shapes: images rgb8/bgr8/mono8 [H, W, C] in the message -> uint8 [3, H, W] in the core.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dppo_robot.deploy.chunks import TimedChunk
+from dppo_robot.deploy.action_map import PoseChunk
 from dppo_robot.deploy.obs_history import Sample
 
 
@@ -72,36 +72,81 @@ def image_sample(msg: Any) -> Sample:
     return Sample(stamp_to_s(msg.header.stamp), {"image": image_array(msg)})
 
 
-def trajectory_to_chunk(msg: Any) -> TimedChunk:
-    """trajectory_msgs/JointTrajectory (header stamp = obs time, points at their time_from_start) -> chunk.
+def _times(points: Any) -> tuple[float, int]:
+    """dt (spacing of the points' time_from_start) and offset (first point's time in dt)."""
+    tfs = np.array([stamp_to_s(p.time_from_start) for p in points])
+    dt = float(tfs[1] - tfs[0]) if len(tfs) > 1 else float(tfs[0])
+    return dt, (round(tfs[0] / dt) if dt > 0 else 1)
 
-    Point i's execution time is stamp + time_from_start; dt is the spacing of the points and
-    offset the first point's time in dt (both recovered from the message).
-    """
+
+def multidof_to_pose_chunk(msg: Any) -> tuple[float, float, int, PoseChunk]:
+    """trajectory_msgs/MultiDOFJointTrajectory (one end-effector "joint", header stamp = obs time,
+    point i at its time_from_start) -> (stamp s, dt s, offset, PoseChunk without gripper)."""
     t0 = stamp_to_s(msg.header.stamp)
-    n = len(msg.points)
-    if n == 0:
-        return TimedChunk(t0, 1.0, np.zeros((0, len(msg.joint_names)), np.float32), 1, list(msg.joint_names))
-    tfs = np.array([stamp_to_s(p.time_from_start) for p in msg.points])
-    dt = float(tfs[1] - tfs[0]) if n > 1 else float(tfs[0])
-    offset = round(tfs[0] / dt) if dt > 0 else 1
-    actions = np.array([list(p.positions) for p in msg.points], np.float32)
-    return TimedChunk(t0, dt, actions, offset, list(msg.joint_names))
+    if not msg.points:
+        return t0, 1.0, 1, PoseChunk(np.zeros((0, 3)), np.zeros((0, 4)))
+    dt, offset = _times(msg.points)
+    tr = [p.transforms[0] for p in msg.points]
+    pos = np.array([[t.translation.x, t.translation.y, t.translation.z] for t in tr])
+    quat = np.array([[t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w] for t in tr])
+    return t0, dt, offset, PoseChunk(pos, quat)
 
 
-def fill_trajectory(msg: Any, chunk: TimedChunk, make_point: Callable[[], Any], frame_id: str = "") -> Any:
-    """Fill a JointTrajectory: joint_names = action element names, positions = actions."""
-    set_stamp(msg.header.stamp, chunk.stamp_s)
+def fill_multidof(
+    msg: Any,
+    stamp_s: float,
+    dt_s: float,
+    offset: int,
+    chunk: PoseChunk,
+    joint: str,
+    frame_id: str,
+    make_point: Callable[[], Any],
+    make_transform: Callable[[], Any],
+) -> Any:
+    """Fill a MultiDOFJointTrajectory: joint_names [joint], one Transform per point (absolute
+    target in frame_id), time_from_start = (i + offset) * dt."""
+    set_stamp(msg.header.stamp, stamp_s)
     msg.header.frame_id = frame_id
-    msg.joint_names = list(chunk.names)
+    msg.joint_names = [joint]
     pts = []
-    for i, a in enumerate(chunk.actions):
+    for i, (p, q) in enumerate(zip(chunk.positions, chunk.quats)):
+        tf = make_transform()
+        tf.translation.x, tf.translation.y, tf.translation.z = (float(v) for v in p)
+        tf.rotation.x, tf.rotation.y, tf.rotation.z, tf.rotation.w = (float(v) for v in q)
         pt = make_point()
-        pt.positions = [float(x) for x in a]
-        set_stamp(pt.time_from_start, (i + chunk.offset) * chunk.dt_s)
+        pt.transforms = [tf]
+        set_stamp(pt.time_from_start, (i + offset) * dt_s)
         pts.append(pt)
     msg.points = pts
     return msg
+
+
+def fill_joint_trajectory(
+    msg: Any, stamp_s: float, names: list[str], positions: np.ndarray, times_s: list[float], make_point
+) -> Any:
+    """Fill a JointTrajectory: positions [N, J] of `names` reached at stamp + times_s[i]."""
+    set_stamp(msg.header.stamp, stamp_s)
+    msg.joint_names = list(names)
+    pts = []
+    for row, t in zip(np.asarray(positions, np.float64).reshape(len(times_s), -1), times_s):
+        pt = make_point()
+        pt.positions = [float(v) for v in row]
+        set_stamp(pt.time_from_start, t)
+        pts.append(pt)
+    msg.points = pts
+    return msg
+
+
+def joint_trajectory_positions(msg: Any, names: list[str]) -> tuple[float, list[float], np.ndarray]:
+    """JointTrajectory -> (stamp s, times_from_start s, positions [N, len(names)] in `names` order);
+    a joint missing from the message raises ValueError."""
+    idx = {n: i for i, n in enumerate(msg.joint_names)}
+    missing = [n for n in names if n not in idx]
+    if missing:
+        raise ValueError(f"joint trajectory lacks joints {missing} (has {list(msg.joint_names)})")
+    cols = [idx[n] for n in names]
+    pos = np.array([[p.positions[c] for c in cols] for p in msg.points], np.float64).reshape(-1, len(names))
+    return stamp_to_s(msg.header.stamp), [stamp_to_s(p.time_from_start) for p in msg.points], pos
 
 
 def fill_pose(msg: Any, t_s: float, position: np.ndarray, quat: np.ndarray, frame_id: str = "base") -> Any:

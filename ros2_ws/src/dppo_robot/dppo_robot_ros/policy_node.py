@@ -5,10 +5,13 @@ against the topic mapping (a mismatch fails configure naming both), create inter
 activate: start the control timer (ticks on the control grid). deactivate: stop it and tell
 the bridge to hold (empty chunk + hold tick). cleanup: release the runtime and interfaces.
 
-Topics: chunk trajectory_msgs/JointTrajectory (header.stamp = obs time, joint_names = action
-element names, point i at time_from_start = (i + offset) / control_hz); tick std_msgs/Header
-(stamp = grid time, frame_id "chunk", "ok" or "hold: <reason>"); /diagnostics at 1 Hz and at
-once on a fault.
+Topics: chunk trajectory_msgs/MultiDOFJointTrajectory (header.stamp = obs time, frame_id =
+bridge.frame_id, joint_names [robot.ee_joint], point i = the absolute end-effector target of
+action i in env units at time_from_start = (i + offset) / control_hz; delta actions are anchored
+at the measured pose at the obs time, see action_map.chunk_targets); gripper chunk
+trajectory_msgs/JointTrajectory of robot.finger_joint (m, width / 2), same stamp and times,
+published before the chunk; tick std_msgs/Header (stamp = grid time, frame_id "chunk", "ok" or
+"hold: <reason>"); /diagnostics at 1 Hz and at once on a fault.
 """
 
 from __future__ import annotations
@@ -19,16 +22,22 @@ from collections import Counter, deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from geometry_msgs.msg import PoseArray, PoseStamped
+from geometry_msgs.msg import PoseArray, PoseStamped, Transform
 from rclpy.duration import Duration
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.timer import Timer
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import (
+    JointTrajectory,
+    JointTrajectoryPoint,
+    MultiDOFJointTrajectory,
+    MultiDOFJointTrajectoryPoint,
+)
 
-from dppo_robot.deploy.chunks import PolicyCore, TickResult
+from dppo_robot.deploy.action_map import ActionMapper, PoseChunk, chunk_targets, gripper_to_finger
+from dppo_robot.deploy.chunks import PolicyCore, TickResult, TimedChunk
 from dppo_robot.deploy.config import DeployConfig
 from dppo_robot_ros import convert
 from dppo_robot_ros.common import (
@@ -75,6 +84,9 @@ class PolicyNode(LifecycleNode):
         self.obs_to_chunk_ms: deque[float] = deque(maxlen=200)
         self.tick_wall: deque[float] = deque(maxlen=2000)
         self.chunk_log: deque[tuple[float, float]] = deque(maxlen=2000)  # (obs stamp s, wall publish s)
+        self.mapper: ActionMapper | None = None
+        self.poses: deque[tuple[float, np.ndarray, np.ndarray]] = deque(maxlen=4096)  # anchors: (t, pos, quat)
+        self.last_chunk: tuple[TimedChunk, PoseChunk] | None = None  # env-unit actions and what went out
 
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -97,6 +109,7 @@ class PolicyNode(LifecycleNode):
                 p.control_hz,
                 source=f"the topic mapping of {src} (policy.obs / topics.cameras)",
             )
+            self.mapper = ActionMapper(cfg.action, [(s.name, s.size) for s in rt.manifest.action_spec])
             self.runtime, self.core = rt, PolicyCore(rt, p)
         except (BundleError, ConfigError, ValueError, FileNotFoundError) as e:
             self.last_error = str(e)
@@ -110,10 +123,17 @@ class PolicyNode(LifecycleNode):
             self._subs.append(
                 self.create_subscription(Image, topic, self._on(f"image:{cam}", convert.image_sample), SENSOR)
             )
-        self.chunk_pub = self.create_lifecycle_publisher(JointTrajectory, t.chunk, RELIABLE)
+        # anchors of delta chunks: the measured end-effector pose (also when no obs slice reads it)
+        self._subs.append(self.create_subscription(PoseStamped, t.ee_pose, self._on_anchor_pose, BEST_EFFORT))
+        self.chunk_pub = self.create_lifecycle_publisher(MultiDOFJointTrajectory, t.chunk, RELIABLE)
+        self.gripper_pub = (
+            self.create_lifecycle_publisher(JointTrajectory, t.gripper_chunk, RELIABLE)
+            if self.mapper.grip is not None
+            else None
+        )
         self.tick_pub = self.create_lifecycle_publisher(Header, t.tick, RELIABLE)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
-        self._pubs = [self.chunk_pub, self.tick_pub, self.diag_pub]
+        self._pubs = [p for p in (self.chunk_pub, self.gripper_pub, self.tick_pub, self.diag_pub) if p is not None]
         self._diag_timer = steady_timer(self, 1.0 / cfg.policy.diagnostics_hz, self.publish_diagnostics)
         if cfg.policy.input_wait_s > 0:
             self._pubs.append(steady_timer(self, 0.01, self._check_pending))
@@ -147,7 +167,8 @@ class PolicyNode(LifecycleNode):
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
         self._subs, self._pubs, self._diag_timer = [], [], None
-        self.core = self.runtime = None
+        self.core = self.runtime = self.mapper = None
+        self.poses.clear()
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self._release()
@@ -158,6 +179,19 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     # ---------------------------------------------------------------- data path
+    def _on_anchor_pose(self, msg: PoseStamped) -> None:
+        s = convert.pose_sample(msg)
+        if self.poses and s.stamp_s < self.poses[-1][0]:
+            return  # out of order: anchors are looked up in time order
+        self.poses.append((s.stamp_s, s.values["position"], s.values["quat_xyzw"]))
+
+    def _anchor(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The newest measured pose stamped at or before t."""
+        for st, p, q in reversed(self.poses):
+            if st <= t + 1e-6:
+                return p, q
+        return None
+
     def _on(self, channel: str, conv):
         def cb(msg) -> None:
             try:
@@ -198,11 +232,13 @@ class PolicyNode(LifecycleNode):
         self.stats["ticks"] += 1
         tick = Header()
         convert.set_stamp(tick.stamp, grid)
+        anchor = self._anchor(res.chunk.stamp_s) if res.chunk is not None else None
+        if res.chunk is not None and anchor is None:
+            res.chunk, res.hold = None, True
+            res.reason = f"no measured end-effector pose at or before the observation time {res.time_s:.3f} s"
+            self.core.scheduler.reset()
         if res.chunk is not None:
-            msg = convert.fill_trajectory(JointTrajectory(), res.chunk, JointTrajectoryPoint)
-            self.chunk_pub.publish(msg)
-            if self.cfg.policy.lockstep:
-                self.chunk_pub.wait_for_all_acked(Duration(seconds=0.5))
+            self._publish_chunk(res.chunk, anchor)
             self.stats["chunks"] += 1
             self.inference_ms.append(res.inference_s * 1e3)
             self.obs_to_chunk_ms.append((self._now_s() - res.chunk.stamp_s) * 1e3)
@@ -218,10 +254,41 @@ class PolicyNode(LifecycleNode):
             tick.frame_id = "ok"
         self.tick_pub.publish(tick)
 
+    def _publish_chunk(self, chunk: TimedChunk, anchor: tuple[np.ndarray, np.ndarray]) -> None:
+        """The chunk as absolute targets: the gripper chunk first, then the Cartesian chunk."""
+        cfg = self.cfg
+        targets = chunk_targets(self.mapper, chunk.actions, *anchor)
+        times = [(i + chunk.offset) * chunk.dt_s for i in range(len(chunk.actions))]
+        pubs = [self.chunk_pub]
+        if self.gripper_pub is not None:
+            fingers = gripper_to_finger(targets.gripper, cfg.robot.finger_open_m)[:, None]
+            names = [cfg.robot.finger_joint]
+            g = convert.fill_joint_trajectory(
+                JointTrajectory(), chunk.stamp_s, names, fingers, times, JointTrajectoryPoint
+            )
+            self.gripper_pub.publish(g)
+            pubs.insert(0, self.gripper_pub)
+        msg = convert.fill_multidof(
+            MultiDOFJointTrajectory(),
+            chunk.stamp_s,
+            chunk.dt_s,
+            chunk.offset,
+            targets,
+            cfg.robot.ee_joint,
+            cfg.bridge.frame_id,
+            MultiDOFJointTrajectoryPoint,
+            Transform,
+        )
+        self.chunk_pub.publish(msg)
+        if cfg.policy.lockstep:
+            for p in pubs:
+                p.wait_for_all_acked(Duration(seconds=0.5))
+        self.last_chunk = (chunk, targets)
+
     def _publish_hold(self, reason: str) -> None:
         if self.cfg is None or not self._pubs:
             return
-        empty = JointTrajectory()
+        empty = MultiDOFJointTrajectory()
         convert.set_stamp(empty.header.stamp, self._now_s())
         self.chunk_pub.publish(empty)
         tick = Header(frame_id=f"hold: {reason}")

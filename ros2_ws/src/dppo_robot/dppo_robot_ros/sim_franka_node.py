@@ -3,9 +3,11 @@
 It owns /clock (rosgraph_msgs/Clock; every other node runs with use_sim_time) and speaks the
 topics the real stack uses: the end-effector pose (PoseStamped, best effort), the gripper
 (JointState of the fingers), part poses (PoseArray), the task state (JointState "<slice>/<i>"
-of every obs slice), camera images when the task has cameras (Image rgb8 on
-topics.cameras), episode outcomes (std_msgs/String JSON). It follows the bridge's
-target_pose (and gripper command).
+of every obs slice), the arm's joint_states (robot.joint_names, robosuite tasks), camera images
+when the task has cameras (Image rgb8 on topics.cameras), episode outcomes (std_msgs/String
+JSON). It follows the bridge's target_pose, or with sim.follow joints the JointTrajectory on
+topics.joint_trajectory (its last point, due at header.stamp + time_from_start), and the
+gripper command.
 
 Lockstep, per control step k at t_k = k / control_hz (integer nanoseconds):
 1. the state at t_k is published (stamped t_k), then the clock is set to t_k; the sim waits
@@ -24,11 +26,13 @@ import math
 import threading
 from collections.abc import Callable
 
+import numpy as np
 from geometry_msgs.msg import Pose, PoseArray, PoseStamped
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64, Header, String
+from trajectory_msgs.msg import JointTrajectory
 
 from dppo_robot.deploy.action_map import PoseTarget
 from dppo_robot.deploy.config import DeployConfig
@@ -60,11 +64,15 @@ class SimFrankaNode(Node):
         self.state_pub = self.create_publisher(JointState, t.task_state, RELIABLE)
         self.episode_pub = self.create_publisher(String, t.episode, RELIABLE)
         self.image_pubs = {c: self.create_publisher(Image, topic, SENSOR) for c, topic in t.cameras.items()}
-        self.create_subscription(PoseStamped, t.target_pose, self._on_target, TARGET)
+        self.joints_pub = self.create_publisher(JointState, t.joint_states, RELIABLE)
+        if cfg.sim.follow == "joints":
+            self.create_subscription(JointTrajectory, t.joint_trajectory, self._on_joint_target, TARGET)
+        else:
+            self.create_subscription(PoseStamped, t.target_pose, self._on_target, TARGET)
         self.create_subscription(Float64, t.gripper_command, self._on_gripper, RELIABLE)
         self.create_subscription(Header, t.tick, self._on_tick, RELIABLE)
         self._cv = threading.Condition()
-        self._target: tuple[int, PoseTarget] | None = None
+        self._target: tuple[int, PoseTarget | np.ndarray] | None = None  # (due ns, pose or arm joints)
         self._gripper: float | None = None
         self._tick_ns = -1
         self._tick_held = False  # the newest policy tick said "hold: ..." (no chunk: the stack holds)
@@ -79,6 +87,19 @@ class SimFrankaNode(Node):
         ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         with self._cv:
             self._target = (ns, PoseTarget(s.values["position"], s.values["quat_xyzw"], self._gripper))
+            self._cv.notify_all()
+
+    def _on_joint_target(self, msg: JointTrajectory) -> None:
+        try:
+            stamp, times, q = convert.joint_trajectory_positions(msg, self.cfg.robot.joint_names)
+        except ValueError as e:
+            self.get_logger().error(f"joint target ignored: {e}")
+            return
+        if not len(q):
+            return
+        ns = round((stamp + times[-1]) * 1e9)
+        with self._cv:  # forward kinematics runs in the loop, between env steps
+            self._target = (ns, q[-1].copy())
             self._cv.notify_all()
 
     def _on_gripper(self, msg: Float64) -> None:
@@ -109,6 +130,8 @@ class SimFrankaNode(Node):
         if self.cfg.sim.part_slices:
             poses = [st.slices[n] for n in self.cfg.sim.part_slices]
             self.parts_pub.publish(convert.fill_pose_array(PoseArray(), t, poses, Pose, frame))
+        if st.joints.size:
+            self.joints_pub.publish(convert.fill_joint_state(JointState(), t, self.cfg.robot.joint_names, st.joints))
         names = convert.task_state_names(st.slices)
         vals = [v for s in st.slices.values() for v in s.reshape(-1)]
         self.state_pub.publish(convert.fill_joint_state(JointState(), t, names, vals))
@@ -154,6 +177,9 @@ class SimFrankaNode(Node):
                 self.set_clock(nxt - self.lead_ns)
                 got = self._wait(lambda t=nxt: self._target is not None and self._target[0] >= t - 1000, "target", stop)
                 target = self._target[1] if got and self._target is not None else None
+                if isinstance(target, np.ndarray):  # joint target: its end-effector pose on the task's model
+                    target = self.sim.joint_target_pose(target)
+                    target.gripper = self._gripper
                 st, done = self.sim.step(target, stack_held=self._tick_held)
                 t_ns = nxt
             self.grid_ns = t_ns
@@ -170,31 +196,61 @@ def _rest(st: SimState) -> tuple:
 
 
 def main(args: list[str] | None = None) -> None:
+    """Play `episodes` episodes, then exit 0; SIGINT / SIGTERM end it early, also with 0.
+
+    rclpy's handlers shut the context down on either signal: the episode loop stops at its next
+    wait and the executor thread is joined before the interpreter exits (a daemon thread left
+    inside rcl aborts the process: "terminate called without an active exception").
+    """
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
 
     rclpy.init(args=args)
-    probe = rclpy.create_node(
-        "sim_franka_probe", allow_undeclared_parameters=True, automatically_declare_parameters_from_overrides=True
-    )
-    bundle = probe.get_parameter_or("bundle", None)
-    probe.destroy_node()
-    cond_steps = 2
-    if bundle is not None and bundle.value:
-        from dppo_robot.bundle.manifest import read_manifest
-
-        cond_steps = read_manifest(bundle.value).cond_steps
-    node = SimFrankaNode(cond_steps=cond_steps)
-    node.declare_parameter("episodes", 10)
-    ex = MultiThreadedExecutor(num_threads=2)
-    ex.add_node(node)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
+    stop = threading.Event()
+    rclpy.get_default_context().on_shutdown(stop.set)
+    node, th, ex = None, None, None
     try:
-        node.run_episodes(int(node.get_parameter("episodes").value))
+        probe = rclpy.create_node(
+            "sim_franka_probe", allow_undeclared_parameters=True, automatically_declare_parameters_from_overrides=True
+        )
+        bundle = probe.get_parameter_or("bundle", None)
+        probe.destroy_node()
+        cond_steps = 2
+        if bundle is not None and bundle.value:
+            from dppo_robot.bundle.manifest import read_manifest
+
+            cond_steps = read_manifest(bundle.value).cond_steps
+        node = SimFrankaNode(cond_steps=cond_steps)
+        node.declare_parameter("episodes", 10)
+        ex = MultiThreadedExecutor(num_threads=2)
+        ex.add_node(node)
+        th = threading.Thread(target=_spin_until_shutdown, args=(ex, stop), name="sim_franka_executor")
+        th.start()
+        node.run_episodes(int(node.get_parameter("episodes").value), stop)
     except KeyboardInterrupt:
         pass
+    except Exception:
+        if not stop.is_set() and rclpy.ok():  # else: publishing on a context a signal just shut down
+            raise
     finally:
-        ex.shutdown()
-        node.destroy_node()
+        stop.set()
+        if th is not None:
+            th.join()
+        if ex is not None:
+            ex.shutdown()
+        if node is not None:
+            node.destroy_node()
+            node.sim.close()
         rclpy.try_shutdown()
+
+
+def _spin_until_shutdown(ex, stop: threading.Event) -> None:
+    """Spin until stop is set or a signal shuts the context down (then set stop)."""
+    try:
+        while not stop.is_set() and ex.context.ok():
+            ex.spin_once(timeout_sec=0.05)
+    except Exception:  # ExternalShutdownException, or RCLError racing the shutdown
+        if ex.context.ok():
+            raise
+    finally:
+        stop.set()

@@ -59,7 +59,11 @@ def generate_launch_description() -> LaunchDescription:
     activate = RegisterEventHandler(
         OnStateTransition(
             target_lifecycle_node=policy,
+            # Once, on the configure that the launch emits: OnStateTransition otherwise fires on every
+            # transition to inactive and would undo an operator's manual deactivate.
+            start_state="configuring",
             goal_state="inactive",
+            handle_once=True,
             entities=[
                 EmitEvent(
                     event=ChangeState(
@@ -79,6 +83,7 @@ def generate_launch_description() -> LaunchDescription:
             target_lifecycle_node=bridge,
             start_state="configuring",
             goal_state="inactive",
+            handle_once=True,
             entities=[
                 EmitEvent(
                     event=ChangeState(
