@@ -24,6 +24,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("export",): ("dppo_robot.bundle.export", "turn a dppo_robot checkpoint into a verified policy bundle"),
     ("import-dppo",): ("dppo_robot.bundle.import_dppo", "turn a reference DPPO checkpoint into a policy bundle"),
     ("bundle", "info"): ("dppo_robot.bundle.info", "describe a policy bundle and verify its files"),
+    ("bundle", "seal"): ("dppo_robot.bundle.seal_command", "check a bundle's files and write its manifest digest"),
     ("bench", "train"): ("dppo_robot.bench.train_throughput", "env steps/s of the collector and PPO update samples/s"),
     ("bench", "node"): ("dppo_robot.bench.node_latency", "policy-node latency and tick jitter through Fast DDS"),
     ("bench", "inference"): ("dppo_robot.bench.inference", "time the DDIM/DDPM chain: torch vs ONNX Runtime"),

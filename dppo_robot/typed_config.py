@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
 from pathlib import Path
@@ -21,6 +22,37 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A config that cannot be loaded; the message names the source and the field."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses aliases (`*name`): an alias bomb expands exponentially in memory."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases (*{event.anchor}) are not accepted; write the value out", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def safe_load_yaml(text: str, source: str) -> Any:
+    """yaml.safe_load without aliases; any YAML error is a one-line ConfigError naming source and line."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{source}: invalid YAML{line}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid YAML: nested too deeply") from None
+
+
+@functools.cache
+def _fields_of(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
+    """Resolved type hints and init fields of a dataclass (cached: get_type_hints is slow)."""
+    return get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls) if f.init}
 
 
 def _where(source: str, path: str) -> str:
@@ -99,8 +131,7 @@ def from_dict(cls: type[T], data: Any, source: str = "<config>", path: str = "")
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{_where(source, path)}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints, fields = _fields_of(cls)
     for key in data:
         if key not in fields:
             hint = difflib.get_close_matches(str(key), list(fields), n=1)
@@ -133,11 +164,7 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
-    return from_dict(cls, data, str(path))
+    return from_dict(cls, safe_load_yaml(text, str(path)), str(path))
 
 
 def to_dict(obj: Any) -> Any:
