@@ -45,6 +45,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("dppo_robot.checkpoint", "CheckpointError"),
         ("dppo_robot.runtime.errors", "BundleError"),
         ("dppo_robot.runtime.errors", "ObservationError"),
+        ("dppo_robot.runtime.errors", "NonFiniteActionError"),
         ("dppo_robot.runtime.errors", "ProviderError"),
         ("dppo_robot.bundle.export", "ExportError"),
         ("dppo_robot.data.dataset", "DatasetError"),
