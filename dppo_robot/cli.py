@@ -28,6 +28,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("bench", "train"): ("dppo_robot.bench.train_throughput", "env steps/s of the collector and PPO update samples/s"),
     ("bench", "node"): ("dppo_robot.bench.node_latency", "policy-node latency and tick jitter through Fast DDS"),
     ("bench", "inference"): ("dppo_robot.bench.inference", "time the DDIM/DDPM chain: torch vs ONNX Runtime"),
+    ("bench", "trials"): ("dppo_robot.bench.trial_store", "time loading a JSONL trial store of N records"),
     ("calibrate", "intrinsics"): ("dppo_robot.calibration.commands.intrinsics", "intrinsics from ChArUco or RealSense"),
     ("calibrate", "hand-eye"): ("dppo_robot.calibration.commands.hand_eye", "extrinsics from board + robot poses"),
     ("calibrate", "verify"): ("dppo_robot.calibration.commands.verify", "check a calibration file on fresh data"),

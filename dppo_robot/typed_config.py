@@ -59,12 +59,25 @@ def _where(source: str, path: str) -> str:
     return f"{source}: field '{path}'" if path else source
 
 
+_PRIMITIVES = (str, int, float, bool)
+
+
+@functools.cache
+def _origin_args(tp: Any) -> tuple[Any, tuple[Any, ...]]:
+    return get_origin(tp), get_args(tp)
+
+
 def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
-    origin = get_origin(tp)
+    if tp in _PRIMITIVES and type(value) is tp:  # fast path: the common, already-right case
+        return value
     if tp is Any:
         return value
+    try:
+        origin, targs = _origin_args(tp)
+    except TypeError:  # an unhashable annotation: no cache
+        origin, targs = get_origin(tp), get_args(tp)
     if origin is typing.Union or origin is types.UnionType:
-        args = get_args(tp)
+        args = targs
         if value is None:
             if type(None) in args:
                 return None
@@ -79,8 +92,8 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
                 errors.append(str(e))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{_where(source, path)}: {value!r} matches none of {tp}")
     if origin is typing.Literal:
-        if value not in get_args(tp):
-            choices = ", ".join(repr(a) for a in get_args(tp))
+        if value not in targs:
+            choices = ", ".join(repr(a) for a in targs)
             raise ConfigError(f"{_where(source, path)}: {value!r} is not one of {choices}")
         return value
     if dataclasses.is_dataclass(tp):
@@ -88,18 +101,20 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
     if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{_where(source, path)}: expected a list, got {type(value).__name__} {value!r}")
-        args = get_args(tp)
+        args = targs
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{_where(source, path)}: expected {len(args)} items, got {len(value)}")
             return tuple(_convert(a, v, source, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
         item = args[0] if args else Any
+        if item in _PRIMITIVES and all(type(v) is item for v in value):
+            return tuple(value) if origin is tuple else list(value)
         out = [_convert(item, v, source, f"{path}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{_where(source, path)}: expected a mapping, got {type(value).__name__}")
-        args = get_args(tp)
+        args = targs
         vt = args[1] if args else Any
         return {str(k): _convert(vt, v, source, f"{path}.{k}") for k, v in value.items()}
     if tp is bool:
