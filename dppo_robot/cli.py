@@ -52,6 +52,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("dppo_robot.data.dataset", "DatasetError"),
         ("dppo_robot.envs.registry", "UnknownTaskError"),
         ("dppo_robot.calibration.errors", "CalibrationError"),
+        ("dppo_robot.deploy.camera", "CameraError"),
         ("dppo_robot.sim2real.stats", "StatsError"),
     ):
         with contextlib.suppress(ImportError, AttributeError):
