@@ -1,8 +1,10 @@
 """Strict loading of typed dataclass configs from YAML.
 
-Unknown or misspelled keys, wrong types and failed validation are errors that name the file
-and the dotted field path (with a did-you-mean suggestion for misspellings). Dataclasses may
-define `validate(self)` raising ValueError; it runs after loading.
+Unknown or misspelled keys, wrong types, non-finite numbers (`.nan`, `.inf` in a float field:
+no config value is meaningful as NaN, and "no limit" is spelled null), YAML aliases and failed
+validation are errors that name the file and the dotted field path (with a did-you-mean
+suggestion for misspellings). Dataclasses may define `validate(self)` raising ValueError; it
+runs after loading.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import types
 import typing
 from pathlib import Path
@@ -69,6 +72,8 @@ def _origin_args(tp: Any) -> tuple[Any, tuple[Any, ...]]:
 
 def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
     if tp in _PRIMITIVES and type(value) is tp:  # fast path: the common, already-right case
+        if tp is float and not math.isfinite(value):
+            raise ConfigError(f"{_where(source, path)}: must be a finite number, got {value!r}")
         return value
     if tp is Any:
         return value
@@ -107,7 +112,11 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
                 raise ConfigError(f"{_where(source, path)}: expected {len(args)} items, got {len(value)}")
             return tuple(_convert(a, v, source, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
         item = args[0] if args else Any
-        if item in _PRIMITIVES and all(type(v) is item for v in value):
+        if (
+            item in _PRIMITIVES
+            and all(type(v) is item for v in value)
+            and (item is not float or all(map(math.isfinite, value)))
+        ):
             return tuple(value) if origin is tuple else list(value)
         out = [_convert(item, v, source, f"{path}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
@@ -128,7 +137,13 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{_where(source, path)}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            out = float(value)
+        except OverflowError:
+            raise ConfigError(f"{_where(source, path)}: number {value} is too large") from None
+        if not math.isfinite(out):
+            raise ConfigError(f"{_where(source, path)}: must be a finite number, got {value!r}")
+        return out
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{_where(source, path)}: expected a string, got {value!r}")

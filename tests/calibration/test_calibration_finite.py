@@ -13,60 +13,47 @@ from dppo_robot.typed_config import ConfigError
 EXAMPLE = Path(__file__).resolve().parents[2] / "calibration" / "example_calibration.yaml"
 SERIAL = "035422073295"
 
+# field path under cameras.<serial> -> where it sits in the YAML data
+FIELDS = {
+    "intrinsics.camera_matrix[0][0]": ("intrinsics", "camera_matrix", 0, 0),  # fx
+    "intrinsics.camera_matrix[1][1]": ("intrinsics", "camera_matrix", 1, 1),  # fy
+    "intrinsics.camera_matrix[0][2]": ("intrinsics", "camera_matrix", 0, 2),  # cx
+    "intrinsics.camera_matrix[1][2]": ("intrinsics", "camera_matrix", 1, 2),  # cy
+    "intrinsics.distortion[0]": ("intrinsics", "distortion", 0),
+    "intrinsics.rms_px": ("intrinsics", "rms_px"),
+    "extrinsics.camera_in_parent.translation[0]": ("extrinsics", "camera_in_parent", "translation", 0),
+    "extrinsics.report.residual_mm": ("extrinsics", "report", "residual_mm"),
+}
 
-def _cam(d: dict) -> dict:
-    return d["cameras"][SERIAL]
+
+def _write(tmp_path: Path, keys: tuple, value) -> Path:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    node = data["cameras"][SERIAL]
+    for k in keys[:-1]:
+        node = node[k]
+    node[keys[-1]] = value
+    path = tmp_path / "calib.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
-@pytest.mark.parametrize(
-    "where,set_value,message",
-    [
-        (
-            "fx",
-            lambda d, v: _cam(d)["intrinsics"]["camera_matrix"][0].__setitem__(0, v),
-            "camera_matrix must be finite",
-        ),
-        (
-            "fy",
-            lambda d, v: _cam(d)["intrinsics"]["camera_matrix"][1].__setitem__(1, v),
-            "camera_matrix must be finite",
-        ),
-        (
-            "cx",
-            lambda d, v: _cam(d)["intrinsics"]["camera_matrix"][0].__setitem__(2, v),
-            "camera_matrix must be finite",
-        ),
-        (
-            "cy",
-            lambda d, v: _cam(d)["intrinsics"]["camera_matrix"][1].__setitem__(2, v),
-            "camera_matrix must be finite",
-        ),
-        ("k1", lambda d, v: _cam(d)["intrinsics"]["distortion"].__setitem__(0, v), "distortion must be finite"),
-        ("rms", lambda d, v: _cam(d)["intrinsics"].__setitem__("rms_px", v), "rms_px must be finite"),
-        (
-            "translation",
-            lambda d, v: _cam(d)["extrinsics"]["camera_in_parent"]["translation"].__setitem__(0, v),
-            "must be finite",
-        ),
-        ("report", lambda d, v: _cam(d)["extrinsics"]["report"].__setitem__("residual_mm", v), "residual_mm must be"),
-    ],
-)
-def test_non_finite_calibration_values_are_refused(tmp_path, where, set_value, message, bad):
-    data = yaml.safe_load(EXAMPLE.read_text())
-    set_value(data, bad)
-    path = tmp_path / "calib.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    with pytest.raises(ConfigError, match=message) as e:
+@pytest.mark.parametrize("field", sorted(FIELDS))
+def test_non_finite_calibration_values_are_refused(tmp_path, field, bad):
+    path = _write(tmp_path, FIELDS[field], bad)
+    with pytest.raises(ConfigError) as e:
         load_calibration(path)
     msg = str(e.value)
-    assert msg.startswith(f"{path}: field 'cameras.{SERIAL}") and "\n" not in msg, msg
+    assert msg == f"{path}: field 'cameras.{SERIAL}.{field}': must be a finite number, got {bad!r}", msg
 
 
-def test_ragged_camera_matrix_is_a_config_error(tmp_path):
-    data = yaml.safe_load(EXAMPLE.read_text())
-    _cam(data)["intrinsics"]["camera_matrix"][1] = [0.0, 909.5]
-    path = tmp_path / "calib.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+def test_checks_past_the_loader_refuse_bad_values(tmp_path):
+    path = _write(tmp_path, ("intrinsics", "camera_matrix", 1), [0.0, 909.5])
     with pytest.raises(ConfigError, match="camera_matrix must be 3x3, got rows of \\[3, 2, 3\\]"):
+        load_calibration(path)
+    path = _write(tmp_path, ("intrinsics", "rms_px"), -1.0)
+    with pytest.raises(ConfigError, match="rms_px must be finite and >= 0"):
+        load_calibration(path)
+    path = _write(tmp_path, ("extrinsics", "report", "holdout_mm"), -0.5)
+    with pytest.raises(ConfigError, match="holdout_mm must be finite and >= 0"):
         load_calibration(path)
