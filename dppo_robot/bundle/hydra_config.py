@@ -108,6 +108,8 @@ def expanded_items(v: Any, memo: dict[int, int] | None = None) -> int:
 
 
 def _check_value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        raise _RefusedError(f"result {v} is not a finite number")
     if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > MAX_INT_BITS:
         raise _RefusedError(f"integer result exceeds {MAX_INT_BITS} bits")
     if isinstance(v, list | tuple):
@@ -406,7 +408,7 @@ def load_hydra_config(path: str | Path, notes: list[str] | None = None) -> dict[
         raise HydraConfigError(f"{source}: expected a mapping at the top level, got a list")
     defaults = raw.get("defaults") if "defaults" in raw else None
     if defaults is not None:
-        items = OmegaConf.to_container(defaults, resolve=False)
+        items = OmegaConf.to_container(defaults, resolve=False) if OmegaConf.is_config(defaults) else defaults
         others = [d for d in (items if isinstance(items, list) else [items]) if d != "_self_"]
         if others and notes is not None:
             notes.append(
@@ -433,11 +435,26 @@ def load_hydra_config(path: str | Path, notes: list[str] | None = None) -> dict[
             raise
         except OmegaConfBaseException as e:
             key = getattr(e, "full_key", None)
-            where = f" (key '{key}')" if key else ""
+            where = f" (key {str(key)!r})" if key else ""
             msg = _first_line(e)
             # our resolvers' messages already name the file
             msg = msg.split(f"{source}: ", 1)[1] if f"{source}: " in msg else msg
             raise HydraConfigError(f"{source}: cannot resolve config{where}: {msg}") from None
     if not isinstance(data, dict):
         raise HydraConfigError(f"{source}: expected a mapping at the top level")
+    bad = _non_finite(data)
+    if bad is not None:
+        raise HydraConfigError(f"{source}: key {bad!r} is not a finite number (NaN/inf values are refused)")
     return data
+
+
+def _non_finite(v: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN/inf float in plain data ("" = the top), or None."""
+    if isinstance(v, float):
+        return None if math.isfinite(v) else path
+    items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list | tuple) else ()
+    for k, x in items:
+        found = _non_finite(x, f"{path}.{k}" if path else str(k))
+        if found is not None:
+            return found
+    return None
