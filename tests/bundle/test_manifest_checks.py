@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dppo_robot.bundle.manifest import read_manifest, seal_manifest
+from dppo_robot.bundle import manifest as M  # module access: the file collects on older code too
 from dppo_robot.runtime.errors import BundleError
 from dppo_robot.runtime.policy_runtime import PolicyRuntime, RuntimeConfig
 from dppo_robot.typed_config import ConfigError
@@ -33,7 +33,7 @@ def _edit(bundle: Path, change, seal: bool = False) -> None:
     change(data)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     if seal:
-        seal_manifest(bundle)
+        M.seal_manifest(bundle)
 
 
 def _one_line(e: pytest.ExceptionInfo) -> str:
@@ -43,7 +43,7 @@ def _one_line(e: pytest.ExceptionInfo) -> str:
 
 
 def test_edited_normalisation_range_is_refused_by_the_digest(bundle):
-    m = read_manifest(bundle)
+    m = M.read_manifest(bundle)
     assert m.digest.startswith("sha256:")
 
     def widen(d):
@@ -51,7 +51,7 @@ def test_edited_normalisation_range_is_refused_by_the_digest(bundle):
 
     _edit(bundle, widen)
     with pytest.raises(ConfigError, match="field 'digest' .* does not match the manifest's content") as e:
-        read_manifest(bundle)
+        M.read_manifest(bundle)
     _one_line(e)
     with pytest.raises(BundleError, match="bundle.yaml was edited after export"):
         PolicyRuntime(bundle, RuntimeConfig(warmup_iters=0, verify_sha256=False))
@@ -60,11 +60,11 @@ def test_edited_normalisation_range_is_refused_by_the_digest(bundle):
 def test_unsealed_manifest_is_refused_until_sealed(bundle):
     _edit(bundle, lambda d: d.pop("digest"))
     with pytest.raises(ConfigError, match="not sealed .* `dppo-robot bundle seal "):
-        read_manifest(bundle)
-    before = seal_manifest(bundle).digest
+        M.read_manifest(bundle)
+    before = M.seal_manifest(bundle).digest
     text = (bundle / "bundle.yaml").read_text()
-    assert read_manifest(bundle).digest == before
-    seal_manifest(bundle)  # reproducible: sealing an unchanged manifest writes the same file
+    assert M.read_manifest(bundle).digest == before
+    M.seal_manifest(bundle)  # reproducible: sealing an unchanged manifest writes the same file
     assert (bundle / "bundle.yaml").read_text() == text
 
 
@@ -73,7 +73,7 @@ def test_seal_refuses_a_tampered_file(bundle):
     with open(bundle / "policy.onnx", "ab") as f:
         f.write(b"\0")
     with pytest.raises(BundleError, match="sha256 .* does not match"):
-        seal_manifest(bundle)
+        M.seal_manifest(bundle)
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ def test_manifest_fields_are_checked_with_units_and_ranges(bundle, field, value,
 
     _edit(bundle, change)
     with pytest.raises(ConfigError, match=message) as e:
-        read_manifest(bundle)
+        M.read_manifest(bundle)
     assert "bundle.yaml" in _one_line(e)
 
 
@@ -128,7 +128,7 @@ def test_symlinked_file_outside_the_bundle_is_refused(bundle, tmp_path):
     (bundle / "policy.onnx").rename(outside / "policy.onnx")
     (bundle / "policy.onnx").symlink_to(outside / "policy.onnx")
     with pytest.raises(ConfigError, match="resolves outside the bundle directory"):
-        read_manifest(bundle)
+        M.read_manifest(bundle)
 
 
 def test_yaml_alias_bomb_under_provenance_is_refused_fast(bundle):
@@ -141,7 +141,7 @@ def test_yaml_alias_bomb_under_provenance_is_refused_fast(bundle):
     path.write_text(text)
     t0 = time.perf_counter()
     with pytest.raises(ConfigError, match="invalid YAML \\(line \\d+\\): aliases \\(\\*a0\\) are not accepted") as e:
-        read_manifest(bundle)
+        M.read_manifest(bundle)
     assert time.perf_counter() - t0 < 30  # bound only against a hang, not a speed figure
     _one_line(e)
 
@@ -157,5 +157,5 @@ def test_bundle_info_with_zero_rate_is_a_one_line_error(bundle):
 
 def test_committed_bundles_are_sealed():
     for b in sorted((REPO / "policies").glob("*/bundle.yaml")):
-        m = read_manifest(b.parent)
+        m = M.read_manifest(b.parent)
         assert m.digest.startswith("sha256:"), b

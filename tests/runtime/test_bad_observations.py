@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dppo_robot.runtime.errors import NonFiniteActionError, ObservationError, ObservationRangeWarning
+from dppo_robot.runtime import errors as E  # module access: the file collects on older code too
 from dppo_robot.runtime.policy_runtime import PolicyRuntime, RuntimeConfig
 
 LIFT = Path(__file__).resolve().parents[2] / "policies" / "lift_dppo"
@@ -36,10 +36,10 @@ def test_huge_finite_observation_never_gives_silent_nan(value):
     obs = _mid(rt)
     obs[0, 0] = value
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ObservationRangeWarning)
+        warnings.simplefilter("ignore", E.ObservationRangeWarning)
         try:
             actions = rt.predict(obs, noise=_noise(rt))
-        except NonFiniteActionError as e:
+        except E.NonFiniteActionError as e:
             assert "non-finite actions" in str(e) and "\n" not in str(e)
             return
     assert np.all(np.isfinite(actions)), "predict returned non-finite actions without raising"
@@ -50,7 +50,7 @@ def test_non_finite_noise_is_refused(mlp_bundle):
     noise = _noise(rt)
     for bad in (np.nan, np.inf):
         noise[0, 0, 0, 0] = bad
-        with pytest.raises(ObservationError, match="noise has non-finite values"):
+        with pytest.raises(E.ObservationError, match="noise has non-finite values"):
             rt.predict(_mid(rt), noise=noise)
 
 
@@ -59,12 +59,12 @@ def test_observation_range_policy_reject_clip_warn():
     rt = _runtime(LIFT, obs_range="reject")
     obs = _mid(rt)
     obs[0, 3] = 1e30  # robot0_eef_quat
-    with pytest.raises(ObservationError, match="dim 3, slice 'robot0_eef_quat' = 1e\\+30 .* outside") as e:
+    with pytest.raises(E.ObservationError, match="dim 3, slice 'robot0_eef_quat' = 1e\\+30 .* outside") as e:
         rt.predict(obs, noise=_noise(rt))
     assert "\n" not in str(e.value)
 
     rt = _runtime(LIFT, obs_range="clip")
-    with pytest.warns(ObservationRangeWarning, match="clipped into it"):
+    with pytest.warns(E.ObservationRangeWarning, match="clipped into it"):
         clipped = rt.predict(obs, noise=_noise(rt))
     at_edge = obs.copy()
     at_edge[0, 3] = rt.obs_hi[3]
@@ -75,11 +75,11 @@ def test_observation_range_policy_reject_clip_warn():
 
     rt = _runtime(LIFT)  # the default is "warn"
     assert rt.config.obs_range == "warn"
-    with pytest.warns(ObservationRangeWarning, match="passed on unchanged"):
+    with pytest.warns(E.ObservationRangeWarning, match="passed on unchanged"):
         try:
             actions = rt.predict(obs, noise=_noise(rt))
             assert np.all(np.isfinite(actions))
-        except NonFiniteActionError:
+        except E.NonFiniteActionError:
             pass
     # in range: no warning, no count
     with warnings.catch_warnings():
@@ -96,9 +96,9 @@ def test_runtime_config_range_fields_are_checked():
 
 def test_ragged_list_and_empty_batch_are_one_line_errors(mlp_bundle):
     rt = _runtime(mlp_bundle)
-    with pytest.raises(ObservationError, match="input 'obs' is not an array of one shape \\(a ragged list\\?\\)"):
+    with pytest.raises(E.ObservationError, match="input 'obs' is not an array of one shape \\(a ragged list\\?\\)"):
         rt.predict([[0.0] * 5, [0.0] * 4])
-    with pytest.raises(ObservationError, match="input 'obs' has an empty batch"):
+    with pytest.raises(E.ObservationError, match="input 'obs' has an empty batch"):
         rt.predict(np.zeros((0, 2, 5), np.float32))
-    with pytest.raises(ObservationError, match="input 'noise' has an empty batch"):
+    with pytest.raises(E.ObservationError, match="input 'noise' has an empty batch"):
         rt.predict(np.zeros((2, 5), np.float32), noise=np.zeros((0, 1, 4, 3), np.float32))
