@@ -70,9 +70,15 @@ def _where(source: str, path: str) -> str:
 _PRIMITIVES = (str, int, float, bool)
 
 
-@functools.cache
+_ORIGIN_ARGS: dict[int, tuple[Any, Any, tuple[Any, ...]]] = {}  # id(tp) -> (tp, origin, args)
+
+
 def _origin_args(tp: Any) -> tuple[Any, tuple[Any, ...]]:
-    return get_origin(tp), get_args(tp)
+    """get_origin / get_args, cached by identity (hashing typing objects costs more than the call)."""
+    hit = _ORIGIN_ARGS.get(id(tp))
+    if hit is None or hit[0] is not tp:
+        hit = _ORIGIN_ARGS[id(tp)] = (tp, get_origin(tp), get_args(tp))
+    return hit[1], hit[2]
 
 
 def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
@@ -82,10 +88,7 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
         return value
     if tp is Any:
         return value
-    try:
-        origin, targs = _origin_args(tp)
-    except TypeError:  # an unhashable annotation: no cache
-        origin, targs = get_origin(tp), get_args(tp)
+    origin, targs = _origin_args(tp)
     if origin is typing.Union or origin is types.UnionType:
         args = targs
         if value is None:
@@ -175,11 +178,14 @@ def from_dict(cls: type[T], data: Any, source: str = "<config>", path: str = "")
             raise ConfigError(f"{source}: unknown field '{_printable(full)}'{sug}")
     kwargs = {}
     for name, f in fields.items():
-        sub = f"{path}.{name}" if path else name
         if name in data:
-            kwargs[name] = _convert(hints[name], data[name], source, sub)
+            value, tp = data[name], hints[name]
+            if type(value) is tp and tp in _PRIMITIVES and (tp is not float or math.isfinite(value)):
+                kwargs[name] = value  # fast path (most fields of a trial record): no path string built
+            else:
+                kwargs[name] = _convert(tp, value, source, f"{path}.{name}" if path else name)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{source}: missing required field '{_printable(sub)}'")
+            raise ConfigError(f"{source}: missing required field '{_printable(f'{path}.{name}' if path else name)}'")
     obj = cls(**kwargs)
     validate = getattr(obj, "validate", None)
     if callable(validate):

@@ -176,6 +176,9 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number a trial record may hold")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)  # one decoder: json.loads(**kw) builds one per call
+
+
 def _read_numbered(path: Path, notes: list[str] | None = None) -> list[tuple[TrialRecord, int]]:
     try:
         data = path.read_bytes()
@@ -199,7 +202,7 @@ def _read_numbered(path: Path, notes: list[str] | None = None) -> list[tuple[Tri
         if not raw.strip():
             raise TrialError(f"{path}:{i}: empty line in a trial store (one JSON record per line)")
         try:
-            obj = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+            obj = _DECODER.decode(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise TrialError(f"{path}:{i}: malformed trial record: {e}") from None
         if not isinstance(obj, dict):
