@@ -1,5 +1,6 @@
 """Hypothesis strategies that mutate a valid input file: structured edits of its parsed tree
-(replace a value with a hostile one, delete or add a key, scale a number, repeat a list item)
+(replace a value with a hostile one, delete or add a key, scale a number, repeat a list item,
+put NaN/inf where a number was)
 and byte-level edits of its text (flips, inserts of YAML/JSON syntax, deletions, truncation)."""
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ def _paths(tree: Any, prefix: tuple = ()) -> Iterator[tuple]:
             yield from _paths(v, (*prefix, i))
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def _get(tree: Any, path: tuple) -> Any:
     for k in path:
         tree = tree[k]
@@ -88,10 +93,16 @@ def structured(draw: Callable, base: Any) -> Any:
         paths = list(_paths(tree))[1:]
         if not paths:
             break
+        op = draw(st.sampled_from(["replace", "replace", "delete", "add", "scale", "repeat", "non_finite"]))
+        if op == "non_finite":  # a NaN/inf where a number was: the input most likely to pass silently
+            numbers = [p for p in paths if _is_number(_get(tree, p))]
+            if numbers:
+                paths = numbers
         path = draw(st.sampled_from(paths))
         parent, key = _get(tree, path[:-1]), path[-1]
-        op = draw(st.sampled_from(["replace", "replace", "delete", "add", "scale", "repeat"]))
-        if op == "replace":
+        if op == "non_finite":
+            parent[key] = draw(st.sampled_from([math.nan, math.inf, -math.inf]))
+        elif op == "replace":
             parent[key] = draw(VALUES)
         elif op == "delete":
             del parent[key]
