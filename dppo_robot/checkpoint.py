@@ -8,6 +8,11 @@ A checkpoint is a torch file holding a dict:
     train_config: the resolved config of the job that wrote it
     metrics: dict                          step: int
 Writes are atomic (temporary file, fsync, rename) so a crash never leaves a torn checkpoint.
+
+A checkpoint of the wrong kind (a fine-tune checkpoint where a pre-training run resumes, another
+policy config, weights that do not fit the module) is a one-line CheckpointError naming the
+file: `load_checkpoint(path, job=..., policy_config=...)` checks what the caller expects, and
+`load_weights` wraps `load_state_dict`.
 """
 
 from __future__ import annotations
@@ -91,8 +96,44 @@ def save_checkpoint(ckpt: PolicyCheckpoint, path: str | Path) -> None:
     )
 
 
-def load_checkpoint(path: str | Path) -> PolicyCheckpoint:
-    """Read and validate a project checkpoint; errors name the file and the field."""
+def _config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _config_diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} vs {b!r}"]
+
+
+def load_weights(module: torch.nn.Module, state: Any, path: str | Path, what: str = "model") -> None:
+    """module.load_state_dict(state) (strict); a mismatch is a one-line CheckpointError naming file and field."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: field '{what}' is not a state dict (got {type(state).__name__})")
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        ours = set(module.state_dict())
+        missing, unexpected = sorted(ours - set(state)), sorted(set(state) - ours)
+        detail = (
+            f"missing {missing[:4]}, unexpected {unexpected[:4]}" if missing or unexpected else "tensor shapes differ"
+        )
+        first = str(e).strip().splitlines()
+        shape = next((ln.strip() for ln in first if "size mismatch" in ln), "")
+        raise CheckpointError(
+            f"{path}: field '{what}' does not fit this {type(module).__name__} ({detail}"
+            + (f"; {shape}" if shape and not (missing or unexpected) else "")
+            + "): a checkpoint of another kind or policy config"
+        ) from None
+
+
+def load_checkpoint(
+    path: str | Path, job: str | None = None, policy_config: PolicyConfig | None = None
+) -> PolicyCheckpoint:
+    """Read and validate a project checkpoint; errors name the file and the field.
+
+    job ("pretrain", "finetune"): the job that must have written it (its train_config.job).
+    policy_config: the policy config it must hold (a resume refuses another architecture).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
@@ -115,6 +156,26 @@ def load_checkpoint(path: str | Path) -> PolicyCheckpoint:
         norm = Normalization.from_dict(raw["normalization"])
     except (ConfigError, ValueError) as e:
         raise CheckpointError(f"{path}: {e}") from None
+    for key in ("model", "ema", "critic"):
+        v = raw.get(key)
+        if v is not None and not isinstance(v, dict):
+            raise CheckpointError(f"{path}: field '{key}' is not a state dict (got {type(v).__name__})")
+    train_config = raw.get("train_config") or {}
+    if job is not None:
+        written_by = train_config.get("job") if isinstance(train_config, dict) else None
+        if written_by != job:
+            raise CheckpointError(
+                f"{path}: written by a {written_by or 'unknown'!r} job, expected a {job!r} checkpoint "
+                "(a checkpoint of another kind in this run directory; use a new run_dir)"
+            )
+    if policy_config is not None:
+        diff = _config_diff(to_dict(cfg), to_dict(policy_config))
+        if diff:
+            raise CheckpointError(
+                f"{path}: its policy_config differs from the expected one ({'; '.join(diff[:3])}"
+                + (f"; {len(diff) - 3} more" if len(diff) > 3 else "")
+                + ")"
+            )
     return PolicyCheckpoint(
         policy_config=cfg,
         io_spec=spec,
@@ -122,7 +183,7 @@ def load_checkpoint(path: str | Path) -> PolicyCheckpoint:
         model=raw["model"],
         ema=raw.get("ema"),
         critic=raw.get("critic"),
-        train_config=raw.get("train_config") or {},
+        train_config=train_config,
         metrics=raw.get("metrics") or {},
         step=int(raw.get("step", 0)),
         extra=raw.get("extra") or {},

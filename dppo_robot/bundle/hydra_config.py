@@ -23,6 +23,14 @@ the flat reference configs and saved run configs), and the top-level `hydra:` se
 (Hydra's own run settings) is dropped. Pass the saved, flat config of a run (its
 `.hydra/config.yaml`) or a reference config file that does not compose others.
 
+Resolution is bounded in size and time: one `eval` result holds at most MAX_LIST_ITEMS values
+counted with nesting expanded (`[[0]*100000]*100000` is 10^10, refused), all `eval` results of
+one config at most MAX_EVAL_TOTAL_ITEMS, and a resolution past MAX_RESOLVE_S seconds stops at
+the next resolver call. Before resolving, the config's size with every `${node}` reference
+expanded is estimated (references to references multiply) and a config past MAX_EXPANDED_SIZE
+values and characters is refused; YAML aliases are refused for the same reason. Each refusal
+is a one-line HydraConfigError naming the file.
+
 The resolvers are registered only while a config resolves (under a lock) and the previous
 registry entries are restored afterwards, so nothing leaks into the process's OmegaConf.
 """
@@ -33,12 +41,15 @@ import ast
 import datetime as dt
 import math
 import operator
+import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -51,7 +62,10 @@ FIXED_NOW = dt.datetime(1970, 1, 1, 0, 0, 0)
 MAX_EXPRESSION_CHARS = 1000
 MAX_AST_NODES = 200
 MAX_INT_BITS = 4096
-MAX_LIST_ITEMS = 100_000
+MAX_LIST_ITEMS = 100_000  # values in one eval result, nesting expanded
+MAX_EVAL_TOTAL_ITEMS = 1_000_000  # values in all eval results of one config
+MAX_RESOLVE_S = 20.0  # wall time of one config's resolution
+MAX_EXPANDED_SIZE = 200_000  # values + characters of the config with every ${node} reference expanded
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -82,11 +96,27 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def expanded_items(v: Any, memo: dict[int, int] | None = None) -> int:
+    """Values in v with nesting expanded (a list repeated by reference counts every repeat)."""
+    if not isinstance(v, list | tuple):
+        return 1
+    memo = {} if memo is None else memo
+    key = id(v)
+    if key not in memo:
+        memo[key] = 1 + sum(expanded_items(x, memo) for x in v)
+    return memo[key]
+
+
 def _check_value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        raise _RefusedError(f"result {v} is not a finite number")
     if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > MAX_INT_BITS:
         raise _RefusedError(f"integer result exceeds {MAX_INT_BITS} bits")
-    if isinstance(v, list | tuple) and len(v) > MAX_LIST_ITEMS:
-        raise _RefusedError(f"list result exceeds {MAX_LIST_ITEMS} items")
+    if isinstance(v, list | tuple):
+        if len(v) > MAX_LIST_ITEMS:
+            raise _RefusedError(f"list result exceeds {MAX_LIST_ITEMS} items")
+        if expanded_items(v) > MAX_LIST_ITEMS + 1:
+            raise _RefusedError(f"nested list result exceeds {MAX_LIST_ITEMS} values in total")
     return v
 
 
@@ -184,19 +214,34 @@ def safe_eval(expression: str) -> int | float | list | tuple:
 
 # ----------------------------------------------------------------------------- resolvers
 def _resolvers(source: str) -> dict[str, Callable[..., Any]]:
+    deadline = time.monotonic() + MAX_RESOLVE_S
+    spent = [0]  # values produced by eval so far
+
+    def in_time(name: str) -> None:
+        if time.monotonic() > deadline:
+            raise HydraConfigError(f"{source}: resolving the config took over {MAX_RESOLVE_S:g} s (at ${{{name}:...}})")
+
     def eval_resolver(*args: Any) -> Any:
+        in_time("eval")
         if len(args) != 1:
             raise HydraConfigError(f"{source}: ${{eval:...}} takes one quoted expression, got {len(args)} arguments")
         expr = args[0]
         if _is_number(expr):
             return expr
         try:
-            return safe_eval(expr)
+            value = safe_eval(expr)
         except ValueError as e:
-            raise HydraConfigError(f"{source}: refused ${{eval:...}} expression {expr!r}: {e}") from None
+            raise HydraConfigError(f"{source}: refused ${{eval:...}} expression {_short(expr)}: {e}") from None
+        spent[0] += expanded_items(value)
+        if spent[0] > MAX_EVAL_TOTAL_ITEMS:
+            raise HydraConfigError(
+                f"{source}: ${{eval:...}} results exceed {MAX_EVAL_TOTAL_ITEMS} values in total (at {_short(expr)})"
+            )
+        return value
 
     def rounding(fn: Callable[[float], int], name: str) -> Callable[[Any], int]:
         def resolver(value: Any) -> int:
+            in_time(name)
             try:
                 num = value if _is_number(value) else float(value)
             except (TypeError, ValueError):
@@ -267,6 +312,74 @@ def private_resolvers(source: str) -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------- loading
+def _short(text: Any, n: int = 300) -> str:
+    r = repr(text)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
+_REF = re.compile(r"\$\{([^${}:'\"\s]+)\}")  # a ${node} reference (not a resolver call)
+
+
+def expanded_size(data: Any) -> tuple[int, str]:
+    """Values + characters of plain config data with every ${node} reference expanded, and the largest key.
+
+    References are memoised by target, so the estimate itself is linear in the file; it follows
+    OmegaConf's absolute (`a.b`, `a[0]`) and relative (`.x`, `..x`) references.
+    """
+    memo: dict[str, int] = {}
+
+    def lookup(tokens: list[str]) -> Any:
+        node = data
+        for t in tokens:
+            if isinstance(node, dict):
+                hit = [v for k, v in node.items() if str(k) == t]
+                if not hit:
+                    return None
+                node = hit[0]
+            elif isinstance(node, list) and t.isdigit() and int(t) < len(node):
+                node = node[int(t)]
+            else:
+                return None
+        return node
+
+    def ref_size(ref: str, here: list[str]) -> int:
+        dots = len(ref) - len(ref.lstrip("."))
+        tokens = re.findall(r"[^.\[\]]+", ref)
+        if dots:
+            tokens = here[: max(len(here) - dots, 0)] + tokens
+        key = ".".join(tokens)
+        if key not in memo:
+            memo[key] = 1  # a cycle counts once (OmegaConf refuses it when resolving)
+            memo[key] = size(lookup(tokens), tokens)
+        return memo[key]
+
+    def size(v: Any, here: list[str]) -> int:
+        if isinstance(v, dict):
+            return 1 + sum(size(x, [*here, str(k)]) for k, x in v.items())
+        if isinstance(v, list):
+            return 1 + sum(size(x, [*here, str(i)]) for i, x in enumerate(v))
+        if isinstance(v, str):
+            return 1 + len(v) + sum(ref_size(r, here) for r in _REF.findall(v))
+        return 1
+
+    top = data if isinstance(data, dict) else {}
+    sizes = {str(k): size(v, [str(k)]) for k, v in top.items()}
+    worst = max(sizes, key=sizes.get) if sizes else ""
+    return 1 + sum(sizes.values()), worst
+
+
+def _refuse_aliases(text: str, source: str) -> None:
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise HydraConfigError(
+                    f"{source}: YAML aliases (*{event.anchor}, line {line}) are not accepted; write the value out"
+                )
+    except yaml.YAMLError:
+        return  # OmegaConf.load reports the syntax error
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
@@ -283,16 +396,19 @@ def load_hydra_config(path: str | Path, notes: list[str] | None = None) -> dict[
     if not path.is_file():
         raise HydraConfigError(f"{source}: config file not found")
     try:
+        _refuse_aliases(path.read_text(encoding="utf-8"), source)
         raw = OmegaConf.load(path)
-    except OSError as e:
-        raise HydraConfigError(f"{source}: cannot read config ({e.strerror or e})") from None
+    except HydraConfigError:
+        raise
+    except (OSError, UnicodeDecodeError) as e:
+        raise HydraConfigError(f"{source}: cannot read config ({getattr(e, 'strerror', None) or e})") from None
     except Exception as e:  # yaml and omegaconf grammar errors come in several types
         raise HydraConfigError(f"{source}: invalid YAML config: {_first_line(e)}") from None
     if not isinstance(raw, DictConfig):
         raise HydraConfigError(f"{source}: expected a mapping at the top level, got a list")
     defaults = raw.get("defaults") if "defaults" in raw else None
     if defaults is not None:
-        items = OmegaConf.to_container(defaults, resolve=False)
+        items = OmegaConf.to_container(defaults, resolve=False) if OmegaConf.is_config(defaults) else defaults
         others = [d for d in (items if isinstance(items, list) else [items]) if d != "_self_"]
         if others and notes is not None:
             notes.append(
@@ -302,6 +418,16 @@ def load_hydra_config(path: str | Path, notes: list[str] | None = None) -> dict[
         raw.pop("defaults")
     if "hydra" in raw:
         raw.pop("hydra")
+    try:
+        plain = OmegaConf.to_container(raw, resolve=False)
+    except OmegaConfBaseException as e:
+        raise HydraConfigError(f"{source}: cannot read config: {_first_line(e)}") from None
+    total, worst = expanded_size(plain)
+    if total > MAX_EXPANDED_SIZE:
+        raise HydraConfigError(
+            f"{source}: config expands to ~{total:.2g} values and characters through ${{...}} references "
+            f"(most under key '{worst}'); at most {MAX_EXPANDED_SIZE} are resolved"
+        )
     with private_resolvers(source):
         try:
             data = OmegaConf.to_container(raw, resolve=True, throw_on_missing=False)
@@ -309,11 +435,26 @@ def load_hydra_config(path: str | Path, notes: list[str] | None = None) -> dict[
             raise
         except OmegaConfBaseException as e:
             key = getattr(e, "full_key", None)
-            where = f" (key '{key}')" if key else ""
+            where = f" (key {str(key)!r})" if key else ""
             msg = _first_line(e)
             # our resolvers' messages already name the file
             msg = msg.split(f"{source}: ", 1)[1] if f"{source}: " in msg else msg
             raise HydraConfigError(f"{source}: cannot resolve config{where}: {msg}") from None
     if not isinstance(data, dict):
         raise HydraConfigError(f"{source}: expected a mapping at the top level")
+    bad = _non_finite(data)
+    if bad is not None:
+        raise HydraConfigError(f"{source}: key {bad!r} is not a finite number (NaN/inf values are refused)")
     return data
+
+
+def _non_finite(v: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN/inf float in plain data ("" = the top), or None."""
+    if isinstance(v, float):
+        return None if math.isfinite(v) else path
+    items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list | tuple) else ()
+    for k, x in items:
+        found = _non_finite(x, f"{path}.{k}" if path else str(k))
+        if found is not None:
+            return found
+    return None

@@ -12,9 +12,10 @@
           camera_in_parent: {rotation: 3x3, translation: [3]}   # T_parent_camera (optical frame)
           report: {n_poses, n_inliers, residual_mm, residual_deg, holdout_mm, holdout_deg, holdout_n}
 
-Unknown fields, wrong shapes, non-orthonormal rotations, a wrong schema version and unquoted
-serials (YAML would read them as numbers and drop leading zeros) are ConfigErrors naming the
-file and the field.
+Unknown fields, wrong shapes, non-finite numbers (NaN/inf focal lengths, principal point,
+distortion, rotations, translations, report figures), non-orthonormal rotations, a wrong
+schema version, YAML aliases and unquoted serials (YAML would read them as numbers and drop
+leading zeros) are ConfigErrors naming the file and the field.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 import yaml
 
 from dppo_robot.calibration import se3
-from dppo_robot.typed_config import ConfigError, from_dict, to_dict
+from dppo_robot.typed_config import ConfigError, from_dict, safe_load_yaml, to_dict
 
 SCHEMA_VERSION = 1
 ROTATION_TOL = 1e-5  # max |R^T R - I| accepted in a file
@@ -43,18 +44,18 @@ class Transform:
     translation: list[float] = _field(default_factory=lambda: [0.0, 0.0, 0.0])
 
     def validate(self) -> None:
+        if len(self.rotation) != 3 or any(len(row) != 3 for row in self.rotation):
+            raise ValueError(f"rotation must be 3x3, got rows of {[len(row) for row in self.rotation]}")
         R = np.asarray(self.rotation, np.float64)
-        if R.shape != (3, 3):
-            raise ValueError(f"rotation must be 3x3, got shape {R.shape}")
         if len(self.translation) != 3:
             raise ValueError(f"translation must have 3 values, got {len(self.translation)}")
+        if not np.all(np.isfinite(R)) or not np.all(np.isfinite(self.translation)):
+            raise ValueError("rotation and translation must be finite")
         err = se3.orthonormality_error(R)
         if err > ROTATION_TOL:
             raise ValueError(f"rotation is not orthonormal: max |R^T R - I| = {err:.2e} (tolerance {ROTATION_TOL:g})")
         if np.linalg.det(R) < 0:
             raise ValueError("rotation has determinant -1 (a reflection, not a rotation)")
-        if not np.all(np.isfinite(R)) or not np.all(np.isfinite(self.translation)):
-            raise ValueError("rotation and translation must be finite")
 
     def matrix(self) -> np.ndarray:
         """[4, 4], rotation projected onto SO(3) (removes the rounding of a YAML file)."""
@@ -81,9 +82,15 @@ class Intrinsics:
     def validate(self) -> None:
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"width and height must be > 0, got {self.width}x{self.height}")
+        if len(self.camera_matrix) != 3 or any(len(row) != 3 for row in self.camera_matrix):
+            raise ValueError(f"camera_matrix must be 3x3, got rows of {[len(row) for row in self.camera_matrix]}")
         K = np.asarray(self.camera_matrix, np.float64)
-        if K.shape != (3, 3):
-            raise ValueError(f"camera_matrix must be 3x3, got shape {K.shape}")
+        if not np.all(np.isfinite(K)):
+            raise ValueError(f"camera_matrix must be finite (focal lengths, principal point), got {K.tolist()}")
+        if not np.all(np.isfinite(self.distortion)):
+            raise ValueError(f"distortion must be finite, got {list(self.distortion)}")
+        if self.rms_px is not None and not (np.isfinite(self.rms_px) and self.rms_px >= 0):
+            raise ValueError(f"rms_px must be finite and >= 0 (px), got {self.rms_px}")
         if not np.allclose(K[2], [0, 0, 1]) or K[1, 0] != 0 or K[0, 1] != 0:
             raise ValueError("camera_matrix must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]")
         if K[0, 0] <= 0 or K[1, 1] <= 0:
@@ -129,6 +136,15 @@ class HandEyeReport:
     holdout_n: int = 0
     holdout_mm: float | None = None  # median error on held-out poses
     holdout_deg: float | None = None
+
+    def validate(self) -> None:
+        for name in ("n_poses", "n_inliers", "holdout_n"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("residual_mm", "residual_deg", "holdout_mm", "holdout_deg"):
+            v = getattr(self, name)
+            if v is not None and not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {v}")
 
 
 @dataclass
@@ -193,11 +209,10 @@ def load_calibration(path: str | Path) -> CalibrationFile:
     """Load and validate a calibration file (ConfigError naming the file and field)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read calibration ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read calibration ({getattr(e, 'strerror', None) or e})") from None
+    data = safe_load_yaml(text, str(path))
     _check_serial_keys(data, str(path))
     return from_dict(CalibrationFile, data, str(path))
 

@@ -3,7 +3,9 @@
 `RealSenseCapture.read()` -> `Frame` (stamp in seconds on the host clock when the device
 provides global time, else the frame's own timestamp; rgb uint8 [H, W, 3]; intrinsics).
 `synthesize_recording` writes a recording from numpy frames through rs.software_device, so
-playback is tested with no camera attached.
+playback is tested with no camera attached. pyrealsense2's errors (an unreadable or truncated
+recording, a recording without a colour stream, a device that is not connected) become a
+one-line CameraError naming the camera and the file or serial.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from dppo_robot.deploy.config import CameraConfig
+
+
+class CameraError(ValueError):
+    """A camera or recording that cannot be opened or read; the message names the camera and the source."""
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
 
 
 @dataclass
@@ -49,11 +60,18 @@ class RealSenseCapture:
 
         self.rs = rs
         self.cfg = cfg
+        if cfg.recording and not Path(cfg.recording).is_file():
+            raise FileNotFoundError(f"camera '{cfg.name}': recording {cfg.recording} not found")
+        self.source = f"recording {cfg.recording}" if cfg.recording else f"device {cfg.serial or '(first found)'}"
+        try:
+            self._open(rs, cfg)
+        except RuntimeError as e:  # pyrealsense2 raises RuntimeError (and subclasses) for all of these
+            raise CameraError(f"camera '{cfg.name}': cannot open {self.source}: {_first_line(e)}") from None
+
+    def _open(self, rs, cfg: CameraConfig) -> None:
         self.pipeline = rs.pipeline()
         conf = rs.config()
         if cfg.recording:
-            if not Path(cfg.recording).is_file():
-                raise FileNotFoundError(f"camera '{cfg.name}': recording {cfg.recording} not found")
             conf.enable_device_from_file(cfg.recording, repeat_playback=False)
             conf.enable_stream(rs.stream.color)
         else:
@@ -75,7 +93,10 @@ class RealSenseCapture:
 
     def read(self, timeout_ms: int = 2000) -> Frame | None:
         """The next colour frame, or None at the end of a recording / on timeout."""
-        ok, frames = self.pipeline.try_wait_for_frames(timeout_ms)
+        try:
+            ok, frames = self.pipeline.try_wait_for_frames(timeout_ms)
+        except RuntimeError as e:
+            raise CameraError(f"camera '{self.cfg.name}': cannot read {self.source}: {_first_line(e)}") from None
         if not ok:
             return None
         f = frames.get_color_frame()

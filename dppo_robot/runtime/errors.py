@@ -15,3 +15,11 @@ class ObservationError(ValueError):
 
 class ProviderError(ValueError):
     """An execution provider that was asked for but is not available in this onnxruntime build."""
+
+
+class NonFiniteActionError(ValueError):
+    """The graph produced NaN/inf actions (an input extreme enough to overflow inside it, or bad weights)."""
+
+
+class ObservationRangeWarning(UserWarning):
+    """An observation outside the manifest's normalisation range (widened by the runtime's margin)."""

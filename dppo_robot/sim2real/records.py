@@ -2,18 +2,25 @@
 
 A store is one JSON object per line, appended, flushed and fsynced per trial, so a crash or a
 killed process loses no finished trial. Reading is strict: a malformed line or an unknown
-field is an error naming the file and line; only a truncated last line (no trailing newline:
-the write that a kill interrupted) is reported as a warning and skipped.
+field is an error naming the file and line, and so is an impossible value (a non-finite number,
+success short of the last phase, an end before the start, a phase outside the task's names).
+Only a truncated last line (no trailing newline: the write that a kill interrupted) is skipped,
+with a warning and a note that load_trials carries into the report. load_trials also drops
+repeated records (the same store passed twice, or a trial_id repeated with the same content)
+with a note, refuses a trial_id repeated with different content, and notes empty stores.
+A trial that ran but was never labelled (phase_source "unlabelled", e.g. the operator's input
+ended) is kept in the store; the report counts it apart from the rates, with a note.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -59,7 +66,7 @@ class TrialRecord:
     bundle_path: str = ""
     episode_return: float | None = None
     steps: int | None = None
-    phase_source: Literal["env", "operator", "none"] = "none"
+    phase_source: Literal["env", "operator", "none", "unlabelled"] = "none"  # unlabelled: ran, never labelled
     auto_phase: int | None = None  # phase detected from recorded part poses (hardware)
     phase_disagreement: bool = False  # auto_phase differs from the operator's label
     schema_version: int = SCHEMA_VERSION
@@ -73,6 +80,8 @@ class TrialRecord:
             raise ValueError("task must not be empty")
         if not self.bundle_name:
             raise ValueError("bundle_name must not be empty")
+        if len(self.phase_names) < 2 or len(set(self.phase_names)) != len(self.phase_names):
+            raise ValueError(f"phase_names needs >= 2 distinct names (names[0] = nothing done), got {self.phase_names}")
         if self.phase_reached < 0:
             raise ValueError(f"phase_reached must be >= 0, got {self.phase_reached}")
         if self.phase_reached >= len(self.phase_names) or self.phase_names[self.phase_reached] != self.phase_name:
@@ -80,13 +89,34 @@ class TrialRecord:
                 f"phase_reached {self.phase_reached} ({self.phase_name!r}) does not match "
                 f"phase_names {self.phase_names}"
             )
-        if self.duration_s < 0:
-            raise ValueError(f"duration_s must be >= 0, got {self.duration_s}")
+        last = len(self.phase_names) - 1
+        if self.success != (self.phase_reached == last):
+            raise ValueError(
+                f"success {str(self.success).lower()} with phase_reached {self.phase_reached} "
+                f"({self.phase_name!r}): a success reaches the last phase ({last}, {self.phase_names[last]!r}), "
+                "a failure does not"
+            )
+        if self.auto_phase is not None and not 0 <= self.auto_phase <= last:
+            raise ValueError(f"auto_phase {self.auto_phase} is outside the phases 0..{last}")
+        if not (math.isfinite(self.duration_s) and self.duration_s >= 0):
+            raise ValueError(f"duration_s must be finite and >= 0 (s), got {self.duration_s}")
+        if self.episode_return is not None and not math.isfinite(self.episode_return):
+            raise ValueError(f"episode_return must be finite or null, got {self.episode_return}")
+        for name in ("steps", "trial_index"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise ValueError(f"{name} must be >= 0, got {v}")
+        times = []
         for name in ("start_utc", "end_utc"):
             try:
-                dt.datetime.fromisoformat(getattr(self, name))
+                times.append(dt.datetime.fromisoformat(getattr(self, name)))
             except ValueError:
                 raise ValueError(f"{name} {getattr(self, name)!r} is not an ISO 8601 time") from None
+        start, end = times
+        if (start.tzinfo is None) != (end.tzinfo is None):
+            raise ValueError("start_utc and end_utc must both carry a UTC offset, or both none")
+        if end < start:
+            raise ValueError(f"end_utc {self.end_utc} is before start_utc {self.start_utc}")
 
 
 def utc_now() -> str:
@@ -142,7 +172,14 @@ def read_trials(path: str | Path) -> list[TrialRecord]:
     return [r for r, _ in _read_numbered(Path(path))]
 
 
-def _read_numbered(path: Path) -> list[tuple[TrialRecord, int]]:
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a trial record may hold")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)  # one decoder: json.loads(**kw) builds one per call
+
+
+def _read_numbered(path: Path, notes: list[str] | None = None) -> list[tuple[TrialRecord, int]]:
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -155,17 +192,18 @@ def _read_numbered(path: Path) -> list[tuple[TrialRecord, int]]:
     for i, raw in enumerate(lines, start=1):
         is_last = i == len(lines)
         if is_last and truncated_last:
-            warnings.warn(
-                f"{path}:{i}: truncated last record ({len(raw)} bytes, no newline) skipped: the writer was interrupted",
-                TruncatedRecordWarning,
-                stacklevel=2,
+            msg = (
+                f"{path}:{i}: truncated last record ({len(raw)} bytes, no newline) skipped: the writer was interrupted"
             )
+            warnings.warn(msg, TruncatedRecordWarning, stacklevel=2)
+            if notes is not None:
+                notes.append(msg)
             continue
         if not raw.strip():
             raise TrialError(f"{path}:{i}: empty line in a trial store (one JSON record per line)")
         try:
-            obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            obj = _DECODER.decode(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise TrialError(f"{path}:{i}: malformed trial record: {e}") from None
         if not isinstance(obj, dict):
             raise TrialError(f"{path}:{i}: a trial record must be a JSON object, got {type(obj).__name__}")
@@ -183,24 +221,57 @@ class LoadedTrials:
     records: list[TrialRecord]
     sources: list[Path]  # sources[i] is the store of records[i]
     lines: list[int]  # lines[i] is its line in that store
+    notes: list[str] = field(default_factory=list)  # what loading dropped or found odd, for the report
 
     def where(self, i: int) -> str:
         return f"{self.sources[i]}:{self.lines[i]}"
 
 
 def load_trials(paths: list[str | Path]) -> LoadedTrials:
-    """Read every store (a directory means its *.jsonl files)."""
-    records: list[TrialRecord] = []
-    sources: list[Path] = []
-    lines: list[int] = []
+    """Read every store (a directory means its *.jsonl files); repeated records are dropped with a note.
+
+    The same store given twice is read once. A trial_id seen again with the same content is a
+    duplicate (dropped, noted with both places); with different content it is an error naming
+    both places. A store with no records beside others is noted.
+    """
+    out = LoadedTrials([], [], [])
+    seen_files: dict[Path, Path] = {}
+    first: dict[str, int] = {}  # trial_id -> index in out.records
+    dropped: list[str] = []
     for p in paths:
         p = Path(p)
         files = sorted(p.glob("*.jsonl")) if p.is_dir() else [p]
         if p.is_dir() and not files:
             raise TrialError(f"{p}: no *.jsonl trial stores in this directory")
         for f in files:
-            for rec, line in _read_numbered(f):
-                records.append(rec)
-                sources.append(f)
-                lines.append(line)
-    return LoadedTrials(records, sources, lines)
+            key = f.resolve()
+            if key in seen_files:
+                out.notes.append(f"{f}: the same trial store as {seen_files[key]}, given again; read once")
+                continue
+            seen_files[key] = f
+            numbered = _read_numbered(f, out.notes)
+            if not numbered:
+                out.notes.append(f"{f}: holds no trial records")
+            for rec, line in numbered:
+                if rec.trial_id and rec.trial_id in first:
+                    j = first[rec.trial_id]
+                    if out.records[j] != rec:
+                        raise TrialError(
+                            f"{f}:{line}: trial_id '{rec.trial_id}' also at {out.where(j)} with different content; "
+                            "a trial is recorded once"
+                        )
+                    dropped.append(f"{f}:{line} (= {out.where(j)})")
+                    continue
+                if rec.trial_id:
+                    first[rec.trial_id] = len(out.records)
+                out.records.append(rec)
+                out.sources.append(f)
+                out.lines.append(line)
+    if dropped:
+        more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
+        out.notes.append(
+            f"{len(dropped)} duplicate records (a trial_id seen before, same content) counted once: "
+            + ", ".join(dropped[:5])
+            + more
+        )
+    return out

@@ -71,8 +71,29 @@ def arms_of(records: list[TrialRecord]) -> list[Arm]:
     return [Arm(b, h, s, groups[(b, h, s)]) for b, h, s in keys]
 
 
+def _without_unlabelled(loaded: LoadedTrials) -> tuple[LoadedTrials, list[str]]:
+    """Trials that ran but were never labelled count apart from the rates (a note names them)."""
+    keep = [i for i, r in enumerate(loaded.records) if r.phase_source != "unlabelled"]
+    if len(keep) == len(loaded.records):
+        return loaded, []
+    gone = [loaded.where(i) for i in range(len(loaded.records)) if loaded.records[i].phase_source == "unlabelled"]
+    note = (
+        f"{len(gone)} trials ran but were never labelled (phase_source 'unlabelled'; not in the rates): "
+        + ", ".join(gone[:5])
+        + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
+        + "; label them from their MCAP (set success, phase and phase_source 'operator') to count them"
+    )
+    sub = LoadedTrials(
+        [loaded.records[i] for i in keep], [loaded.sources[i] for i in keep], [loaded.lines[i] for i in keep]
+    )
+    return sub, [note]
+
+
 def analyse(loaded: LoadedTrials, confidence: float = 0.95, power: float = 0.8) -> dict[str, Any]:
-    """The report's content as JSON-able data."""
+    """The report's content as JSON-able data (loading notes, e.g. dropped duplicates, under "notes")."""
+    notes = list(loaded.notes)
+    loaded, unlabelled = _without_unlabelled(loaded)
+    notes += unlabelled
     task = _check_one_task(loaded)
     names = _phase_names(loaded)
     arms = arms_of(loaded.records)
@@ -85,7 +106,7 @@ def analyse(loaded: LoadedTrials, confidence: float = 0.95, power: float = 0.8) 
         "arms": [],
         "comparisons": [],
         "rank_agreement": [],
-        "notes": [],
+        "notes": notes,
     }
     if len(out["randomness"]) > 1:
         out["notes"].append(f"trials mix randomness levels {out['randomness']}")

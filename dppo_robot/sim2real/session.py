@@ -11,7 +11,10 @@ poses and a disagreement with the operator's label is flagged (shown and recorde
 Order: blocks of one trial per bundle, each block in a random order from `order_seed`
 (balanced, randomised); the order is written to <out_dir>/session-<id>.json at the start.
 The UI reads answers through an injected `ask(prompt) -> str` (default: the terminal), so a
-script or a test can drive it; end of input quits cleanly between trials.
+script or a test can drive it; end of input (or a closed input) quits cleanly. Every trial that
+ran is kept: when the input ends (or the operator quits) after START, the trial is stored with
+phase_source "unlabelled" (success false, phase 0, its MCAP linked) and the session stops; the
+report counts unlabelled trials apart from the rates and names them in its notes.
 """
 
 from __future__ import annotations
@@ -170,6 +173,7 @@ class TrialSession:
         self.store = TrialStore(self.out / "trials.jsonl")
         self.session_id = f"hw-{time.strftime('%Y%m%dT%H%M%S')}-{new_trial_id()[:4]}"
         self.order = interleaved_order(len(self.bundles), cfg.trials_per_bundle, cfg.order_seed)
+        self.unlabelled: list[TrialRecord] = []  # trials that ran but were stored unlabelled (input ended)
 
     def _label(self, i: int) -> str:
         b = self.bundles[i]
@@ -194,7 +198,7 @@ class TrialSession:
     def _prompt(self, text: str) -> str:
         try:
             ans = self.ask(text)
-        except EOFError:
+        except (EOFError, OSError, RuntimeError, ValueError):  # end of input, or input closed / lost
             raise QuitSessionError from None
         ans = ans.strip()
         if ans.lower() in ("q", "quit"):
@@ -227,6 +231,21 @@ class TrialSession:
             return self.cfg.failure_modes[int(ans) - 1]
         return ans.replace(" ", "_") or "unlabelled"
 
+    def _labels(self, last: int) -> tuple[int, bool, str, str]:
+        """The operator's phase, success, failure mode and notes (success exactly when the last phase)."""
+        while True:
+            phase = self._choose_phase()
+            success = self._yes_no("success?", default=phase == last)
+            if success == (phase == last):
+                break
+            self.say(
+                f"  a success reaches the last phase ({last} {self.phase_names[last]}) and a failure does not; "
+                "please answer again"
+            )
+        failure = "" if success else self._failure_mode()
+        notes = self._prompt("notes (Enter for none): ")
+        return phase, success, failure, notes
+
     def run(self) -> list[TrialRecord]:
         """Run the session; returns the records written (also on quit)."""
         self._write_session_file()
@@ -241,7 +260,8 @@ class TrialSession:
                 if rec is not None:
                     done.append(rec)
         except QuitSessionError:
-            self.say(f"session ended by the operator after {len(done)} recorded trials")
+            extra = f" (+{len(self.unlabelled)} unlabelled, kept)" if self.unlabelled else ""
+            self.say(f"session ended by the operator after {len(done)} recorded trials{extra}")
         return done
 
     def _trial(self, t: int, total: int, bi: int, ic: str) -> TrialRecord | None:
@@ -256,8 +276,11 @@ class TrialSession:
         start_utc, t0 = utc_now(), self.clock()
         self.activator.activate()
         self.say(f"RUNNING trial {t + 1} (recording {mcap_rel if self.recorder else 'off'})")
+        quit_while_running = False
         try:
             self._prompt("press Enter to STOP: ")
+        except QuitSessionError:
+            quit_while_running = True  # the trial ran: stop it, then keep it (unlabelled)
         finally:
             # the robot stops and the recording is closed whatever the answer (a quit included)
             self.activator.deactivate()
@@ -265,42 +288,60 @@ class TrialSession:
             summary = self.recorder.stop() if self.recorder is not None else None
         counts = "" if summary is None else ", ".join(f"{k}: {v}" for k, v in summary.messages.items())
         self.say(f"STOPPED trial {t + 1} after {duration:.1f} s" + (f" (messages {counts})" if counts else ""))
-        phase = self._choose_phase()
         last = len(self.phase_names) - 1
-        success = self._yes_no("success?", default=phase == last)
-        failure = "" if success else self._failure_mode()
-        notes = self._prompt("notes (Enter for none): ")
         auto = None
         if self.detector is not None and summary is not None:
-            auto = int(self.detector.detect(summary.part_poses))
-            if auto != phase:
-                self.say(
-                    f"  ! phase disagreement: operator {phase} ({self.phase_names[phase]}), detected from part poses "
-                    f"{auto} ({self.phase_names[min(auto, last)]}); flagged in the record"
-                )
-        rec = TrialRecord(
+            auto = min(max(int(self.detector.detect(summary.part_poses)), 0), last)
+        ran = dict(
             bundle_name=b.name,
             bundle_sha256=b.sha256,
             setting="hardware",
             task=self.cfg.task,
-            success=success,
-            phase_reached=phase,
-            phase_name=self.phase_names[phase],
             phase_names=list(self.phase_names),
             duration_s=round(duration, 3),
             start_utc=start_utc,
             end_utc=end_utc,
             randomness=self.cfg.randomness,
             initial_condition=ic,
-            failure_mode=failure,
-            notes=notes,
             log_path=mcap_rel if summary is not None else "",
             trial_id=trial_id,
             session=self.session_id,
             trial_index=t,
             bundle_path=b.path,
-            phase_source="operator",
             auto_phase=auto,
+        )
+        try:
+            if quit_while_running:
+                raise QuitSessionError
+            phase, success, failure, notes = self._labels(last)
+        except QuitSessionError:
+            rec = TrialRecord(
+                **ran,
+                success=False,
+                phase_reached=0,
+                phase_name=self.phase_names[0],
+                failure_mode="unlabelled",
+                notes="input ended before the trial was labelled",
+                phase_source="unlabelled",
+            )
+            self.store.append(rec)
+            self.unlabelled.append(rec)
+            hint = f" (label it from {rec.log_path})" if rec.log_path else ""
+            self.say(f"trial {t + 1} ran but was not labelled: stored as unlabelled{hint}")
+            raise
+        if auto is not None and auto != phase:
+            self.say(
+                f"  ! phase disagreement: operator {phase} ({self.phase_names[phase]}), detected from part poses "
+                f"{auto} ({self.phase_names[min(auto, last)]}); flagged in the record"
+            )
+        rec = TrialRecord(
+            **ran,
+            success=success,
+            phase_reached=phase,
+            phase_name=self.phase_names[phase],
+            failure_mode=failure,
+            notes=notes,
+            phase_source="operator",
             phase_disagreement=auto is not None and auto != phase,
         )
         self.store.append(rec)

@@ -59,5 +59,6 @@ def run(args: argparse.Namespace) -> int:
         if graph is not None:
             graph.close()
     ok = sum(r.success for r in records)
-    say(f"{len(records)} trials recorded ({ok} successes) in {session.store.path}")
+    unlabelled = f"; {len(session.unlabelled)} ran but unlabelled (kept)" if session.unlabelled else ""
+    say(f"{len(records)} trials recorded ({ok} successes){unlabelled} in {session.store.path}")
     return 0

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
+from dppo_robot.bundle.manifest import seal_manifest
 from dppo_robot.runtime.errors import BundleError, BundleMismatchError, ObservationError, ProviderError
 from dppo_robot.runtime.policy_runtime import PolicyRuntime, RuntimeConfig
 from dppo_robot.runtime.providers import resolve_providers
@@ -70,7 +71,9 @@ def test_manifest_graph_disagreement(bundle_copy):
     path = bundle_copy / "bundle.yaml"
     data = yaml.safe_load(path.read_text())
     data["onnx"]["inputs"][0]["shape"] = ["B", 3, 5]
+    data["cond_steps"] = 3  # consistent with itself (and sealed), not with the graph
     path.write_text(yaml.safe_dump(data))
+    seal_manifest(bundle_copy)
     with pytest.raises(BundleError, match="graph input 'obs' has shape .* manifest says \\['B', 3, 5\\]"):
         PolicyRuntime(bundle_copy)
 
