@@ -1,0 +1,148 @@
+"""The HalfCheetah chain, end to end on real MuJoCo: PPO from scratch -> rollouts as a BC dataset
+-> diffusion (and Gaussian) BC -> DPPO (and Gaussian PPO) -> evaluation and curves.
+
+The smoke test runs every stage at a CI size (seconds) from configs/halfcheetah/*.yaml with the
+sizes shrunk; the slow test runs the chain at a fixed small budget and checks that DPPO raises
+the BC policy's average return (see test_dppo_raises_halfcheetah_return_over_bc).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dppo_robot.data.dataset import load_dataset, load_normalization_npz
+from dppo_robot.data.halfcheetah_medium import MediumPPOConfig, collect, train
+from dppo_robot.train import ppo_curves
+from dppo_robot.train.evaluate import evaluate
+from dppo_robot.train.finetune import finetune
+from dppo_robot.train.job_config import EvaluateConfig, FinetuneConfig, PretrainConfig
+from dppo_robot.train.pretrain import pretrain
+from dppo_robot.typed_config import load_yaml
+from tests.train.conftest import quiet
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "halfcheetah"
+
+
+def make_data(tmp: Path, ppo_steps: int, episodes: int, seed: int = 0) -> tuple[Path, dict, dict]:
+    """PPO from scratch for ppo_steps env steps, then `episodes` rollouts as train.npz."""
+    summary = train(
+        MediumPPOConfig(seed=seed, total_steps=ppo_steps, target_return=1e9), tmp / "medium", log=lambda s: None
+    )
+    report = collect(tmp / "medium" / "policy.pt", episodes, seed, tmp / "demos")
+    return tmp / "demos", summary, report
+
+
+def pretrain_cfg(tmp: Path, demo_dir: Path, kind: str, steps: int, seed: int = 0) -> PretrainConfig:
+    cfg = load_yaml(PretrainConfig, CONFIGS / f"pretrain_{kind}.yaml")
+    cfg.run_dir = str(tmp / f"pre_{kind}")
+    cfg.dataset = str(demo_dir / "train.npz")
+    cfg.normalization = str(demo_dir / "normalization.npz")
+    cfg.seed = seed
+    cfg.train_steps = steps
+    cfg.ema_start_step = min(cfg.ema_start_step, steps // 2)
+    cfg.save_every = cfg.log_every = max(1, steps // 2)
+    return cfg
+
+
+def finetune_cfg(tmp: Path, ckpt: Path, algorithm: str, seed: int, name: str | None = None) -> FinetuneConfig:
+    file = "finetune_dppo" if algorithm == "dppo" else "finetune_gaussian"
+    cfg = load_yaml(FinetuneConfig, CONFIGS / f"{file}.yaml")
+    cfg.run_dir = str(tmp / (name or file))
+    cfg.checkpoint = str(ckpt)
+    cfg.seed = seed
+    return cfg
+
+
+def evaluate_cfg(ckpt: Path, out: Path, episodes: int) -> EvaluateConfig:
+    cfg = load_yaml(EvaluateConfig, CONFIGS / "evaluate.yaml")
+    cfg.policy = str(ckpt)
+    cfg.out = str(out)
+    cfg.eval.n_episodes = episodes
+    cfg.eval.n_envs = min(cfg.eval.n_envs, episodes)
+    return cfg
+
+
+def test_halfcheetah_chain_smoke(tmp_path):
+    """Every stage at CI size: the files, keys and curves the full campaign relies on."""
+    demo_dir, summary, report = make_data(tmp_path, ppo_steps=2048, episodes=2)
+    assert summary["env_steps"] == 2048 and report["episodes"] == 2
+    ds = load_dataset(demo_dir / "train.npz")
+    assert ds.traj_lengths.tolist() == [1000, 1000]
+    assert ds.states.shape == (2000, 17) and ds.actions.shape == (2000, 6)
+    # the reference layout: states/actions stored normalised to [-1, 1] with normalization.npz beside
+    assert ds.states.min() >= -1 - 1e-4 and ds.states.max() <= 1 + 1e-4
+    assert ds.actions.min() >= -1 - 1e-4 and ds.actions.max() <= 1 + 1e-4
+    load_normalization_npz(demo_dir / "normalization.npz")
+
+    runs = {}
+    for kind, algorithm in (("diffusion", "dppo"), ("gaussian", "gaussian_ppo")):
+        pcfg = pretrain_cfg(tmp_path, demo_dir, kind, steps=4)
+        pcfg.task.max_episode_steps = 40  # its closing evaluation: one short episode
+        pcfg.eval.n_episodes = pcfg.eval.n_envs = 1
+        ckpt = quiet(pretrain, pcfg)
+        cfg = finetune_cfg(tmp_path, ckpt, algorithm, 0)
+        cfg.task.max_episode_steps = 40  # 10 chunks: episodes end inside the 2 iterations
+        cfg.n_itr, cfg.n_envs, cfg.n_steps = 2, 2, 10
+        cfg.ppo.batch_size = 50
+        cfg.ppo.update_epochs = 1
+        cfg.eval.every, cfg.eval.n_episodes, cfg.eval.n_envs = 2, 2, 2
+        last = quiet(finetune, cfg)
+        assert last.is_file()
+        runs[algorithm] = ppo_curves.run_rows(cfg.run_dir)
+        ecfg = evaluate_cfg(last, tmp_path / f"eval_{algorithm}", 2)
+        ecfg.task.max_episode_steps = 40
+        out = quiet(evaluate, ecfg)
+        assert out["episodes"] == 2 and np.isfinite(out["mean_return"])
+    for rows in runs.values():
+        assert [r["itr"] for r in rows] == [0, 1, 2]  # the evaluation before training, then 2 iterations
+        assert rows[-1]["env_steps"] == 2 * 2 * 10 * 4
+        for key, _ in ppo_curves.PANELS:
+            assert np.isfinite(rows[-1][key]), key
+    png = ppo_curves.plot(runs, tmp_path / "curves.png")
+    csv_path = ppo_curves.write_csv(runs, tmp_path / "curves.csv")
+    assert png.stat().st_size > 0
+    header = csv_path.read_text().splitlines()[0].split(",")
+    assert header == ["algorithm"] + ppo_curves.CSV_KEYS
+
+
+# The slow test's fixed budget (CPU minutes on one core); the full campaign is in
+# configs/halfcheetah/ and docs/halfcheetah.md.
+SLOW = {
+    "ppo_steps": 300_000,  # PPO from scratch: a weak-but-running policy, not the medium one
+    "episodes": 20,  # rollouts -> 20,000 BC transitions
+    "bc_steps": 3000,
+    "dppo_itr": 8,  # 8 x 5 envs x 1000 env steps = 40,000 env steps of DPPO per seed
+    "eval_episodes": 10,
+}
+# A real improvement: on HalfCheetah, deterministic evaluation returns of one policy spread by a
+# few tens over start states, so a 10-episode mean is known to a few tens; 100 is several times that.
+MARGIN = 100.0
+
+
+@pytest.fixture(scope="module")
+def bc_start(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("halfcheetah_slow")
+    demo_dir, _, _ = make_data(tmp, SLOW["ppo_steps"], SLOW["episodes"])
+    return tmp, quiet(pretrain, pretrain_cfg(tmp, demo_dir, "diffusion", SLOW["bc_steps"]))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dppo_raises_halfcheetah_return_over_bc(bc_start, seed):
+    tmp, ckpt = bc_start
+    cfg = finetune_cfg(tmp, ckpt, "dppo", seed, name=f"dppo_seed{seed}")
+    cfg.n_itr, cfg.n_envs = SLOW["dppo_itr"], 5
+    cfg.ppo.batch_size = 3125  # 5 envs x 250 chunks x K' 10 in 4 minibatches, as the config's 4
+    cfg.eval.every, cfg.eval.n_episodes, cfg.eval.n_envs = SLOW["dppo_itr"], SLOW["eval_episodes"], 10
+    cfg.eval.seed = 100_000 + 1000 * seed
+    quiet(finetune, cfg)
+    rows = ppo_curves.read_jsonl(Path(cfg.run_dir) / "eval.jsonl")
+    assert [r["itr"] for r in rows] == [0, cfg.n_itr]
+    before, after = rows[0]["mean_return"], rows[-1]["mean_return"]
+    (tmp / f"dppo_seed{seed}.json").write_text(json.dumps({"before": before, "after": after}))
+    assert after >= before + MARGIN, f"seed {seed}: return {before:.0f} -> {after:.0f} (margin {MARGIN:.0f})"
