@@ -135,101 +135,100 @@ def train(cfg: MediumPPOConfig, out: str | Path, log=print) -> dict:
     T, N = cfg.n_steps, cfg.n_envs
     finished: list[float] = []
     steps, t0, itr = 0, time.monotonic(), 0
-    logf = open(out / "train.jsonl", "w")
-    reached = False
-    while steps < cfg.total_steps:
-        frac = 1.0 - steps / cfg.total_steps
-        opt.param_groups[0]["lr"] = cfg.lr * frac
-        b_obs = np.zeros((T, N, OBS_DIM))
-        b_act = np.zeros((T, N, ACT_DIM), np.float32)
-        b_logp, b_val = np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
-        b_rew, b_done = np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
-        for t in range(T):
-            obs_rms.update(obs)
-            pol.obs_mean[:] = torch.as_tensor(obs_rms.mean)
-            pol.obs_var[:] = torch.as_tensor(obs_rms.var)
-            with torch.no_grad():
-                o = pol.norm(torch.as_tensor(obs))
-                d = pol.dist(o)
-                a = d.sample()
-                b_logp[t] = d.log_prob(a).sum(-1).numpy()
-                b_val[t] = pol.critic(o).squeeze(-1).numpy()
-            b_obs[t], b_act[t] = o.numpy(), a.numpy()
-            a_env = a.clamp(-1, 1).numpy()
-            rew = np.zeros(N)
-            for i, e in enumerate(envs):
-                ob, r, term, _, _ = e.step(a_env[i].astype(np.float64))
-                rew[i] = r
-                ep_ret[i] += r
-                ep_len[i] += 1
-                if term or ep_len[i] >= cfg.max_episode_steps:
-                    finished.append(float(ep_ret[i]))
-                    ep_ret[i], ep_len[i] = 0.0, 0
-                    b_done[t, i] = 1.0
-                    ob, _ = e.reset(seed=int(rng.integers(2**31 - 1)))
-                obs[i] = ob
-            disc_ret = disc_ret * cfg.gamma + rew
-            ret_rms.update(disc_ret)
-            disc_ret[b_done[t] > 0] = 0.0
-            b_rew[t] = np.clip(rew / np.sqrt(ret_rms.var + 1e-8), -10, 10)
-            steps += N
-        with torch.no_grad():
-            next_val = pol.critic(pol.norm(torch.as_tensor(obs))).squeeze(-1).numpy()
-        # GAE; a truncated episode bootstraps nothing (as CleanRL: HalfCheetah only truncates)
-        adv = np.zeros((T, N), np.float32)
-        last = np.zeros(N, np.float32)
-        for t in reversed(range(T)):
-            nv = next_val if t == T - 1 else b_val[t + 1]
-            nonterm = 1.0 - b_done[t]
-            delta = b_rew[t] + cfg.gamma * nv * nonterm - b_val[t]
-            last = delta + cfg.gamma * cfg.gae_lambda * nonterm * last
-            adv[t] = last
-        ret = adv + b_val
-        f_obs = torch.as_tensor(b_obs.reshape(T * N, OBS_DIM), dtype=torch.float32)
-        f_act = torch.as_tensor(b_act.reshape(T * N, ACT_DIM))
-        f_logp, f_adv, f_ret = (torch.as_tensor(x.reshape(-1)) for x in (b_logp, adv, ret))
-        clipfracs, kls = [], []
-        for _ in range(cfg.update_epochs):
-            perm = torch.randperm(T * N)
-            for s in range(0, T * N, cfg.minibatch):
-                idx = perm[s : s + cfg.minibatch]
-                d = pol.dist(f_obs[idx])
-                logp = d.log_prob(f_act[idx]).sum(-1)
-                ratio = (logp - f_logp[idx]).exp()
-                a_mb = f_adv[idx]
-                a_mb = (a_mb - a_mb.mean()) / (a_mb.std() + 1e-8)
-                pg = torch.max(-a_mb * ratio, -a_mb * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
-                v = pol.critic(f_obs[idx]).squeeze(-1)
-                vloss = 0.5 * ((v - f_ret[idx]) ** 2).mean()
-                loss = pg + cfg.vf_coef * vloss
-                opt.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(pol.parameters(), cfg.max_grad_norm)
-                opt.step()
+    with open(out / "train.jsonl", "w") as logf:
+        reached = False
+        while steps < cfg.total_steps:
+            frac = 1.0 - steps / cfg.total_steps
+            opt.param_groups[0]["lr"] = cfg.lr * frac
+            b_obs = np.zeros((T, N, OBS_DIM))
+            b_act = np.zeros((T, N, ACT_DIM), np.float32)
+            b_logp, b_val = np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
+            b_rew, b_done = np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
+            for t in range(T):
+                obs_rms.update(obs)
+                pol.obs_mean[:] = torch.as_tensor(obs_rms.mean)
+                pol.obs_var[:] = torch.as_tensor(obs_rms.var)
                 with torch.no_grad():
-                    kls.append(float(((ratio - 1) - (logp - f_logp[idx])).mean()))
-                    clipfracs.append(float(((ratio - 1).abs() > cfg.clip).float().mean()))
-        itr += 1
-        recent = finished[-cfg.target_window :]
-        row = {
-            "itr": itr,
-            "env_steps": steps,
-            "wall_s": round(time.monotonic() - t0, 1),
-            "episodes": len(finished),
-            "recent_return": float(np.mean(recent)) if recent else float("nan"),
-            "approx_kl": float(np.mean(kls)),
-            "clip_fraction": float(np.mean(clipfracs)),
-            "log_std_mean": float(pol.log_std.detach().mean()),
-        }
-        logf.write(json.dumps(row) + "\n")
-        logf.flush()
-        if itr % 20 == 0:
-            log(f"itr {itr} steps {steps} return(last {len(recent)}) {row['recent_return']:.0f} {row['wall_s']} s")
-            torch.save({"state_dict": pol.state_dict(), "config": asdict(cfg), "row": row}, out / "policy.pt")
-        if len(recent) >= cfg.target_window and row["recent_return"] >= cfg.target_return:
-            reached = True
-            break
-    logf.close()
+                    o = pol.norm(torch.as_tensor(obs))
+                    d = pol.dist(o)
+                    a = d.sample()
+                    b_logp[t] = d.log_prob(a).sum(-1).numpy()
+                    b_val[t] = pol.critic(o).squeeze(-1).numpy()
+                b_obs[t], b_act[t] = o.numpy(), a.numpy()
+                a_env = a.clamp(-1, 1).numpy()
+                rew = np.zeros(N)
+                for i, e in enumerate(envs):
+                    ob, r, term, _, _ = e.step(a_env[i].astype(np.float64))
+                    rew[i] = r
+                    ep_ret[i] += r
+                    ep_len[i] += 1
+                    if term or ep_len[i] >= cfg.max_episode_steps:
+                        finished.append(float(ep_ret[i]))
+                        ep_ret[i], ep_len[i] = 0.0, 0
+                        b_done[t, i] = 1.0
+                        ob, _ = e.reset(seed=int(rng.integers(2**31 - 1)))
+                    obs[i] = ob
+                disc_ret = disc_ret * cfg.gamma + rew
+                ret_rms.update(disc_ret)
+                disc_ret[b_done[t] > 0] = 0.0
+                b_rew[t] = np.clip(rew / np.sqrt(ret_rms.var + 1e-8), -10, 10)
+                steps += N
+            with torch.no_grad():
+                next_val = pol.critic(pol.norm(torch.as_tensor(obs))).squeeze(-1).numpy()
+            # GAE; a truncated episode bootstraps nothing (as CleanRL: HalfCheetah only truncates)
+            adv = np.zeros((T, N), np.float32)
+            last = np.zeros(N, np.float32)
+            for t in reversed(range(T)):
+                nv = next_val if t == T - 1 else b_val[t + 1]
+                nonterm = 1.0 - b_done[t]
+                delta = b_rew[t] + cfg.gamma * nv * nonterm - b_val[t]
+                last = delta + cfg.gamma * cfg.gae_lambda * nonterm * last
+                adv[t] = last
+            ret = adv + b_val
+            f_obs = torch.as_tensor(b_obs.reshape(T * N, OBS_DIM), dtype=torch.float32)
+            f_act = torch.as_tensor(b_act.reshape(T * N, ACT_DIM))
+            f_logp, f_adv, f_ret = (torch.as_tensor(x.reshape(-1)) for x in (b_logp, adv, ret))
+            clipfracs, kls = [], []
+            for _ in range(cfg.update_epochs):
+                perm = torch.randperm(T * N)
+                for s in range(0, T * N, cfg.minibatch):
+                    idx = perm[s : s + cfg.minibatch]
+                    d = pol.dist(f_obs[idx])
+                    logp = d.log_prob(f_act[idx]).sum(-1)
+                    ratio = (logp - f_logp[idx]).exp()
+                    a_mb = f_adv[idx]
+                    a_mb = (a_mb - a_mb.mean()) / (a_mb.std() + 1e-8)
+                    pg = torch.max(-a_mb * ratio, -a_mb * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
+                    v = pol.critic(f_obs[idx]).squeeze(-1)
+                    vloss = 0.5 * ((v - f_ret[idx]) ** 2).mean()
+                    loss = pg + cfg.vf_coef * vloss
+                    opt.zero_grad()
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(pol.parameters(), cfg.max_grad_norm)
+                    opt.step()
+                    with torch.no_grad():
+                        kls.append(float(((ratio - 1) - (logp - f_logp[idx])).mean()))
+                        clipfracs.append(float(((ratio - 1).abs() > cfg.clip).float().mean()))
+            itr += 1
+            recent = finished[-cfg.target_window :]
+            row = {
+                "itr": itr,
+                "env_steps": steps,
+                "wall_s": round(time.monotonic() - t0, 1),
+                "episodes": len(finished),
+                "recent_return": float(np.mean(recent)) if recent else float("nan"),
+                "approx_kl": float(np.mean(kls)),
+                "clip_fraction": float(np.mean(clipfracs)),
+                "log_std_mean": float(pol.log_std.detach().mean()),
+            }
+            logf.write(json.dumps(row) + "\n")
+            logf.flush()
+            if itr % 20 == 0:
+                log(f"itr {itr} steps {steps} return(last {len(recent)}) {row['recent_return']:.0f} {row['wall_s']} s")
+                torch.save({"state_dict": pol.state_dict(), "config": asdict(cfg), "row": row}, out / "policy.pt")
+            if len(recent) >= cfg.target_window and row["recent_return"] >= cfg.target_return:
+                reached = True
+                break
     torch.save({"state_dict": pol.state_dict(), "config": asdict(cfg), "row": row}, out / "policy.pt")
     summary = {**row, "target_return": cfg.target_return, "reached_target": reached}
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
@@ -267,8 +266,13 @@ def rollouts(pol: MediumPolicy, n_episodes: int, seed: int, stochastic: bool, ma
 
 def collect(policy: str | Path, n_episodes: int, seed: int, out: str | Path, stochastic: bool = True) -> dict:
     """Write out/train.npz and out/normalization.npz (reference layout) from policy rollouts."""
-    from dppo_robot.data.dataset import Dataset, fit_normalization, normalize_dataset, save_dataset
-    from dppo_robot.data.dataset import save_normalization_npz
+    from dppo_robot.data.dataset import (
+        Dataset,
+        fit_normalization,
+        normalize_dataset,
+        save_dataset,
+        save_normalization_npz,
+    )
 
     torch.set_num_threads(1)
     pol = load_medium_policy(policy)

@@ -63,7 +63,7 @@ def write_csv(runs: dict[str, list[dict]], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["algorithm"] + CSV_KEYS)
+        w = csv.DictWriter(f, fieldnames=["algorithm", *CSV_KEYS])
         w.writeheader()
         for name, rows in runs.items():
             for r in rows:
