@@ -38,7 +38,31 @@ for s in $steps; do
             | tee docs/halfcheetah/summary.txt
         $PY -m dppo_robot.train.ppo_curves --run "Gaussian PPO"=$R/finetune_gaussian --out $R/eval/gaussian_only \
             --before $R/eval/pretrain_gaussian/evaluate.json --after "Gaussian PPO"=$R/eval/finetune_gaussian/evaluate.json \
-            | tail -2 | tee -a docs/halfcheetah/summary.txt ;;
+            | tail -2 | tee -a docs/halfcheetah/summary.txt
+        $PY - <<'PYEOF'
+import json
+from pathlib import Path
+
+R = Path("runs/halfcheetah")
+def js(p):
+    return json.loads(Path(p).read_text()) if Path(p).is_file() else None
+def lines(p):
+    return [json.loads(x) for x in Path(p).read_text().splitlines()] if Path(p).is_file() else []
+def ev(run):
+    d = js(R / "eval" / run / "evaluate.json")
+    return None if d is None else {k: d[k] for k in ("policy", "episodes", "mean_return", "wall_s")} | {
+        "returns": [round(e["return"], 1) for e in d["episodes_detail"]]}
+rec = {
+    "medium_ppo": js(R / "medium_ppo/train_summary.json"),
+    "demos": js(R / "demos/demos_report.json"),
+    "pretrain_final_eval": {k: lines(R / k / "eval.jsonl")[-1:] for k in ("pretrain_diffusion", "pretrain_gaussian")},
+    "finetune_evals": {k: lines(R / k / "eval.jsonl") for k in ("finetune_dppo", "finetune_gaussian")},
+    "evaluate_20_episodes": {k: ev(k) for k in ("pretrain_diffusion", "finetune_dppo", "pretrain_gaussian", "finetune_gaussian")},
+}
+Path("docs/halfcheetah/record.json").write_text(json.dumps(rec, indent=1) + "\n")
+print("wrote docs/halfcheetah/record.json")
+PYEOF
+        ;;
     *) echo "$0: unknown step $s" >&2; exit 2 ;;
     esac
 done
