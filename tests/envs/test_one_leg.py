@@ -73,6 +73,8 @@ def test_rot6d_and_action_mapping():
     np.testing.assert_allclose(pos, [G.EE_POS_LIMITS[0, 1], 0.0, G.EE_POS_LIMITS[2, 0]])  # clipped to limits
     np.testing.assert_allclose(R_site, R[3] @ SITE_TO_EE.T, atol=1e-9)
     assert grip == 1.0
+    for raw in rng.normal(0, 1, (20, 10)):  # any 6D values: the fast decode is rot6d_to_matrix's maths
+        np.testing.assert_allclose(parse_action(raw)[1], rot6d_to_matrix(raw[3:9]) @ SITE_TO_EE.T, atol=1e-12)
     with pytest.raises(ValueError, match="10 values"):
         parse_action(np.zeros(7))
     with pytest.raises(ValueError, match="non-finite"):
@@ -113,6 +115,10 @@ def test_reset_places_the_sampled_start(env):
         np.testing.assert_allclose(parts[i, 3:], q, atol=1e-5)
     np.testing.assert_allclose(parts[5, :3], start.obstacle_pos, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(parts[:, 3:], axis=1), 1.0, atol=1e-5)
+    poses = [e.part_pose_world(i) for i in range(len(G.PART_NAMES))] + [e.obstacle_pose_world()]
+    for i, (p, R) in enumerate(poses):  # the vectorised quaternions are the frame maths of geometry.py
+        p_tag, R_tag = e.world_to_tag(p, R)
+        np.testing.assert_allclose(parts[i], np.concatenate([p_tag, G.mat_to_quat_xyzw(R_tag)]), atol=1e-6)
     assert np.all(parts[:, 6] >= 0)  # w >= 0
     q = e.data.qpos[e.scene.arm_qpos_adr]
     np.testing.assert_allclose(q, start.joints, atol=1e-9)

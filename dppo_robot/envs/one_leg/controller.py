@@ -34,6 +34,7 @@ s = -1 open (4 cm each), +1 closed. s restarts at 0 (half open) every episode.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -81,14 +82,28 @@ def ee_to_site(R_ee: np.ndarray) -> np.ndarray:
 
 def parse_action(action: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """10-D env action -> (grip-site position target in the base frame, clipped to the limits;
-    grip-site rotation target, base axes; gripper command in [-1, 1])."""
+    grip-site rotation target, base axes; gripper command in [-1, 1]).
+
+    Scalar arithmetic: the same maths as rot6d_to_matrix and ee_to_site, ~10x faster for one action.
+    """
     a = np.asarray(action, np.float64).reshape(-1)
     if a.shape != (10,):
         raise ValueError(f"one_leg: action must have 10 values (pos 3, rot6d 6, gripper 1), got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
+    if not np.isfinite(a).all():
         raise ValueError(f"one_leg: action has non-finite values: {a}")
-    pos = np.clip(a[:3], EE_POS_LIMITS[:, 0], EE_POS_LIMITS[:, 1])
-    return pos, ee_to_site(rot6d_to_matrix(a[3:9])), float(np.clip(a[9], -1.0, 1.0))
+    v = a.tolist()
+    pos = np.minimum(np.maximum(a[:3], EE_POS_LIMITS[:, 0]), EE_POS_LIMITS[:, 1])
+    x0, x1, x2, y0, y1, y2 = v[3:9]
+    n = max(math.sqrt(x0 * x0 + x1 * x1 + x2 * x2), 1e-9)
+    x0, x1, x2 = x0 / n, x1 / n, x2 / n
+    dot = x0 * y0 + x1 * y1 + x2 * y2
+    y0, y1, y2 = y0 - dot * x0, y1 - dot * x1, y2 - dot * x2
+    n = max(math.sqrt(y0 * y0 + y1 * y1 + y2 * y2), 1e-9)
+    y0, y1, y2 = y0 / n, y1 / n, y2 / n
+    z0, z1, z2 = x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0
+    # rows of R_ee are (x, y, z); R_site = R_ee @ SITE_TO_EE.T: columns (R_ee[:, 1], -R_ee[:, 0], R_ee[:, 2])
+    R_site = np.array([[x1, -x0, x2], [y1, -y0, y2], [z1, -z0, z2]])
+    return pos, R_site, min(max(v[9], -1.0), 1.0)
 
 
 class JointTargetIK:

@@ -42,6 +42,7 @@ PROPRIO_DIM = 16
 OBS_DIM = PROPRIO_DIM + 7 * (len(G.PART_NAMES) + 1)
 ACTION_DIM = 10
 DENSE_PHASE_REWARD = 0.2
+_SQRT_HALF = float(np.sqrt(0.5))
 
 PROPRIO = (
     Slice("ee_pos", 3, "m", "base", "end-effector position"),
@@ -101,6 +102,8 @@ class OneLegEnv(gym.Env):
         self._grip = 0.0
         self._renderers: dict[tuple[int, int], Any] = {}
         self._vel = np.zeros(6)
+        self._obs_body_ids = np.array([*sc.part_body_ids, sc.obstacle_body_id])
+        self._tag_origin = sc.robot_base + G.TAG_IN_BASE
         state = gym.spaces.Box(-np.inf, np.inf, (PROPRIO_DIM if self.cameras else OBS_DIM,), np.float32)
         if self.cameras:
             s = cfg.image_size
@@ -165,12 +168,16 @@ class OneLegEnv(gym.Env):
         return np.concatenate([pos, matrix_to_rot6d(R), self._vel[3:], self._vel[:3], [self.gripper_width()]])
 
     def parts_poses(self) -> np.ndarray:
-        out = []
-        poses = [self.part_pose_world(i) for i in range(len(G.PART_NAMES))] + [self.obstacle_pose_world()]
-        for pos, R in poses:
-            p, Rt = self.world_to_tag(pos, R)
-            out += [p, G.mat_to_quat_xyzw(Rt)]
-        return np.concatenate(out)
+        """[42]: pos (3, base_tag) and quat (4, xyzw, w >= 0, base_tag) of the 5 parts and the fixture."""
+        d = self.data
+        ids = self._obs_body_ids
+        pos = (d.xpos[ids] - self._tag_origin) @ G.R_BASE_TAG  # rows: R_BASE_TAG.T @ p
+        b0, b1, b2, b3 = d.xquat[ids].T  # world wxyz
+        # q_tag = q(R_BASE_TAG.T) * q_world, q(R_BASE_TAG.T) = (0, s, s, 0): a half turn about (x + y) / sqrt 2
+        s = _SQRT_HALF
+        q = np.stack([s * (b0 + b3), s * (b0 - b3), s * (b2 - b1), -s * (b1 + b2)], axis=1)  # xyzw
+        q *= np.where(q[:, 3:] < 0, -1.0, 1.0)
+        return np.concatenate([pos, q], axis=1).reshape(-1)
 
     def snapshot(self) -> P.Snapshot:
         top_pos, top_R = self.part_pose_world(0)

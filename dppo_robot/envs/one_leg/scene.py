@@ -22,8 +22,8 @@ controller.ARM_KP / ARM_KV), and the arm and gripper bodies are gravity compensa
 against their torque limits). The integrator stays robosuite's (Euler; kv dt / inertia = 2
 ARM_OMEGA dt = 0.08, well inside explicit stability). The fingers keep robosuite's position
 actuators. A control step is one `mj_step(m, d, nstep=50)` (2 ms physics, 10 Hz control), or
-THREAD_BLOCKS calls while the thread is engaged (below), then one mj_forward so the
-observation matches the state.
+THREAD_BLOCKS calls while the thread is engaged (below), then the position and velocity
+stages of mj_forward (OneLegScene.observe) so the observation matches the state.
 
 The thread (leg4's hole only), a documented simplification: a "nut" body inside the hole, child
 of the tabletop, turns on a hinge along the hole axis (limits at the thread's first crest and at
@@ -371,7 +371,18 @@ class OneLegScene:
                 nk = n * (k + 1) // THREAD_BLOCKS - n * k // THREAD_BLOCKS
                 mujoco.mj_step(m, d, nstep=nk)
             m.eq_data[self.weld_id, 5] = self._leg_height(float(d.qpos[self.nut_hinge_adr]))
-        mujoco.mj_forward(m, d)
+        self.observe()
+
+    def observe(self) -> None:
+        """What the observation and the phase predicates read, at the state mj_step left: poses
+        (mj_kinematics), cameras, velocities (mj_comVel) and contacts (mj_collision). The rest of
+        mj_forward (actuation, constraint solve) is left to the next mj_step, which recomputes it."""
+        m, d = self.model, self.data
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_comPos(m, d)
+        mujoco.mj_camlight(m, d)
+        mujoco.mj_comVel(m, d)
+        mujoco.mj_collision(m, d)
 
     def forward(self) -> None:
         mujoco.mj_forward(self.model, self.data)
