@@ -13,9 +13,7 @@ around it (controls held at their saved values). The ratio env time / raw time i
 factor of the task's step; 1.0 is the floor. Both halves run in the same process, interleaved in
 blocks of BLOCK steps, so load from other processes weighs on both alike.
 
-A task exposes its physics through the unwrapped env: `physics_handles() -> (MjModel, MjData,
-substeps per env step)` when it defines one, else robosuite's `sim` (found as `env.sim`,
-`env.env.sim` or `env.scene.sim`) with substeps = control_timestep / model_timestep.
+A task exposes its physics as dppo_robot.envs.physics.physics_handles finds it.
 """
 
 from __future__ import annotations
@@ -25,25 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from dppo_robot.envs.physics import physics_handles
 from dppo_robot.envs.registry import default_task_config, make_env
 
 WARMUP_STEPS = 5
 BLOCK = 20  # env steps between raw replays (interleaving evens out load from other processes)
-
-
-def physics_handles(env: Any) -> tuple[Any, Any, int]:
-    """(MjModel, MjData, mj_step substeps per env step) of an env (see the module docstring)."""
-    u = getattr(env, "unwrapped", env)
-    fn = getattr(u, "physics_handles", None)
-    if callable(fn):
-        return fn()
-    for owner in (u, getattr(u, "env", None), getattr(u, "scene", None)):
-        sim = getattr(owner, "sim", None) if owner is not None else None
-        if sim is not None:
-            rs = owner if hasattr(owner, "control_timestep") else getattr(u, "env", None) or getattr(u, "scene", None)
-            n = round(rs.control_timestep / rs.model_timestep)
-            return sim.model._model, sim.data._data, n
-    raise TypeError(f"{type(u).__name__} exposes no MuJoCo physics (define physics_handles())")
 
 
 def measure_step_cost(task: str, n_steps: int = 200, seed: int = 0, episode_steps: int = 100) -> dict[str, Any]:

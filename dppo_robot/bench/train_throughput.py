@@ -1,5 +1,8 @@
 """`dppo-robot bench train`: throughput of the two halves of a DPPO iteration.
 
+0. Env step cost per task: env steps/s against raw `mj_step` of the same model, states and
+   substeps, measured in the same run (dppo_robot.bench.step_cost); the ratio is the overhead
+   over MuJoCo's own floor.
 1. Collector: environment steps per second of the local VectorEnv for 1, 2 and 4 worker
    processes (and in-process), driven with random action chunks, so only simulation and
    inter-process traffic are measured.
@@ -23,6 +26,7 @@ import torch
 
 from dppo_robot.bench.configs import get_config
 from dppo_robot.bench.machine_floor import OtherLoad, cpu_model, torch_threads
+from dppo_robot.bench.step_cost import measure_step_cost
 from dppo_robot.envs.registry import default_task_config
 from dppo_robot.envs.vector_env import VectorEnv
 from dppo_robot.model.policy_factory import build_critic
@@ -112,6 +116,13 @@ def update_rate(config: str, n_envs: int, n_steps: int, batch_size: int, epochs:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON report (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--step-tasks",
+        nargs="*",
+        default=["lift", "can", "square", "one_leg"],
+        help="tasks whose env step is timed against raw mj_step (default lift can square one_leg; none: skip)",
+    )
+    parser.add_argument("--step-steps", type=int, default=300, help="env steps per step-cost row")
     parser.add_argument("--task", default="lift", help="task of the collector benchmark (default lift)")
     parser.add_argument("--workers", nargs="+", type=int, default=[0, 1, 2, 4], help="worker counts (0: in-process)")
     parser.add_argument("--n-envs", type=int, default=8, help="envs of the collector benchmark")
@@ -124,6 +135,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     quick = args.quick
     rows = []
+    for task in args.step_tasks:
+        print(f"env step {task}: vs raw mj_step ...", flush=True)
+        other = OtherLoad()
+        row = measure_step_cost(task, 20 if quick else args.step_steps)
+        rows.append({**row, "other_load_cores": other.cores()})
     for w in args.workers:
         print(f"collector {args.task}: {args.n_envs} envs, {w} workers ...", flush=True)
         rows.append(collector_rate(args.task, args.n_envs, w, 2 if quick else args.chunks))
@@ -141,9 +157,20 @@ def run(args: argparse.Namespace) -> int:
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2))
     os.replace(tmp, args.out)
+    steps = [r for r in rows if r["kind"] == "env_step"]
+    if steps:
+        print("\n| task | substeps/step | env steps/s | raw mj_step steps/s | ratio | other load (cores) |")
+        print("|---|---|---|---|---|---|")
+        for r in steps:
+            print(
+                f"| {r['task']} | {r['substeps_per_step']} | {r['env_steps_per_s']} | {r['raw_steps_per_s']} | "
+                f"{r['ratio']}x | {r['other_load_cores']} |"
+            )
     print("\n| kind | what | workers / threads | rate | other load (cores) |")
     print("|---|---|---|---|---|")
     for r in rows:
+        if r["kind"] == "env_step":
+            continue
         if r["kind"] == "collector":
             what = f"{r['task']}, {r['n_envs']} envs"
             print(

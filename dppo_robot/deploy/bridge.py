@@ -7,9 +7,15 @@ at the start of its interval (delta actions) and the stream interpolates from th
 
 Safety, in order: stop (service or robot_mode REFLEX / USER_STOPPED, latched until resume),
 hold (no chunk covering t, the policy's tick stale or saying hold, measured pose stale,
-non-finite target): the last published target is repeated; then the workspace box clips the
-position (reported), then per-tick translation / rotation limits relative to the last
-published target. Nothing else reaches the controller.
+non-finite target): the last published target is repeated (or, with none recent, the
+measured pose); then the workspace box clips the position (reported), then per-tick
+translation / rotation limits relative to the previous target. Every output, holds included,
+passes the clip and the limits, so no published target is farther from the previous one (or,
+for the first, from the measured pose) than the limits allow.
+
+Start-up outside the box is refused: with no recent target to continue from and the measured
+pose outside the workspace box, the bridge publishes nothing and says so (move the arm into the
+box, or widen the box while the bridge is inactive). It never starts motion on its own.
 
 Shapes: positions [3] m, quats [4] xyzw.
 """
@@ -24,8 +30,8 @@ import numpy as np
 
 from dppo_robot.deploy.action_map import ActionMapper, PoseTarget
 from dppo_robot.deploy.chunks import TimedChunk
-from dppo_robot.deploy.config import BridgeConfig
-from dppo_robot.deploy.obs_history import TIME_EPS_S
+from dppo_robot.deploy.config import BridgeConfig, SafetyConfig
+from dppo_robot.deploy.obs_history import Sample, SampleBuffer
 from dppo_robot.deploy.pose_math import nlerp, normalize_quat, slerp_limit
 
 
@@ -57,6 +63,7 @@ class StreamTarget:
     stopped: bool = False
     clipped: bool = False
     limited: bool = False
+    refused: bool = False  # nothing published: start-up outside the workspace box
     reasons: list[str] = field(default_factory=list)
 
 
@@ -68,19 +75,36 @@ class BridgeCore:
         self.mapper = mapper
         self.dt = 1.0 / control_hz
         self.hold_timeout_s = cfg.hold_timeout_s or 2.0 * self.dt
-        self.lo = np.asarray(cfg.safety.workspace_min_m, np.float64)
-        self.hi = np.asarray(cfg.safety.workspace_max_m, np.float64)
+        self.set_safety(cfg.safety)
         self.chunks: deque[TimedChunk] = deque(maxlen=2)
         self._targets: dict[tuple[int, int], PoseTarget] = {}  # (chunk seq, point) -> target
         self._seq = 0
-        self.poses: deque[tuple[float, np.ndarray, np.ndarray]] = deque(maxlen=256)
+        # measured poses by time (a 1 kHz pose keeps as much history as a 30 Hz one): anchors are
+        # looked up at point starts up to a few control periods back
+        window = max(1.0, 4 * self.dt + self.hold_timeout_s + cfg.latency_s + cfg.max_pose_age_s)
+        self.poses = SampleBuffer(window)
         self.last: StreamTarget | None = None
         self.last_tick_s: float | None = None
         self.tick_hold_reason = ""
         self.stopped_reason = ""
         self.robot_mode: int | None = None
-        self.counters = {"ticks": 0, "holds": 0, "clipped": 0, "limited": 0, "dropped_points": 0, "stops": 0}
+        self.counters = {
+            "ticks": 0,
+            "holds": 0,
+            "clipped": 0,
+            "limited": 0,
+            "dropped_points": 0,
+            "stops": 0,
+            "refused": 0,
+        }
         self.last_clip: str = ""
+
+    def set_safety(self, safety: SafetyConfig) -> None:
+        """Apply (validated) safety limits; the next tick uses them."""
+        safety.validate()
+        self.cfg.safety = safety
+        self.lo = np.asarray(safety.workspace_min_m, np.float64)
+        self.hi = np.asarray(safety.workspace_max_m, np.float64)
 
     # ---------------------------------------------------------------- inputs
     def on_chunk(self, chunk: TimedChunk) -> None:
@@ -99,7 +123,11 @@ class BridgeCore:
             self.chunks.clear()
 
     def on_pose(self, stamp_s: float, position: np.ndarray, quat: np.ndarray) -> None:
-        self.poses.append((stamp_s, np.asarray(position, np.float64), normalize_quat(quat)))
+        self.poses.add(Sample(stamp_s, {"p": np.asarray(position, np.float64), "q": normalize_quat(quat)}))
+
+    def newest_pose(self) -> tuple[float, np.ndarray, np.ndarray] | None:
+        s = self.poses.newest
+        return None if s is None else (s.stamp_s, s.values["p"], s.values["q"])
 
     def on_robot_mode(self, mode: int) -> None:
         self.robot_mode = int(mode)
@@ -120,16 +148,12 @@ class BridgeCore:
 
     # ---------------------------------------------------------------- helpers
     def pose_at(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """Latest measured pose at or before t (or the oldest kept one if all are later)."""
-        best = None
-        for s, p, q in self.poses:
-            if s <= t + TIME_EPS_S:
-                best = (p, q)
-            else:
-                break
-        if best is None and self.poses:
-            return None
-        return best
+        """Latest measured pose at or before t (None when every kept pose is later)."""
+        before, _ = self.poses.around(t)
+        return None if before is None else (before.values["p"], before.values["q"])
+
+    def _outside(self, p: np.ndarray) -> bool:
+        return bool(np.any(p < self.lo) or np.any(p > self.hi))
 
     def _point_target(self, chunk: TimedChunk, i: int) -> PoseTarget | None:
         key = (chunk.seq, i)
@@ -150,23 +174,45 @@ class BridgeCore:
             return self.last
         return None
 
+    def _nothing(self, now: float, reason: str, stopped: bool = False, refused: bool = False) -> StreamTarget:
+        return StreamTarget(
+            now, np.zeros(3), np.array([0, 0, 0, 1.0]), None, False, True, stopped, refused=refused, reasons=[reason]
+        )
+
+    def _refuse_outside(self, now: float) -> StreamTarget | None:
+        """Nothing to continue from and the measured pose outside the box: refuse (publish nothing)."""
+        if self._fresh_last(now) is not None:
+            return None
+        pose = self.newest_pose()
+        if pose is None or not self._outside(pose[1]):
+            return None
+        self.counters["refused"] += 1
+        return self._nothing(
+            now,
+            f"measured position {np.round(pose[1], 4).tolist()} is outside the workspace box "
+            f"{self.lo.tolist()}..{self.hi.tolist()}: publishing nothing; move the arm into the box "
+            "(or widen the box while the bridge is inactive)",
+            refused=True,
+        )
+
     def _hold(self, now: float, reason: str, stopped: bool = False) -> StreamTarget:
         """Repeat the last target (if recent), else the measured pose (if recent), else publish nothing."""
         self.counters["holds"] += 1
+        refused = self._refuse_outside(now)
+        if refused is not None:
+            refused.stopped = stopped
+            return refused
         last = self._fresh_last(now)
+        pose = self.newest_pose()
         if last is not None:
             p, q, g = last.position, last.quat, last.gripper
-        elif self.poses and now - self.poses[-1][0] <= self.cfg.max_pose_age_s:
-            _, p, q = self.poses[-1]
+        elif pose is not None and now - pose[0] <= self.cfg.max_pose_age_s:
+            _, p, q = pose
             g = None
         else:  # nothing recent is known: publish nothing
-            return StreamTarget(
-                now, np.zeros(3), np.array([0, 0, 0, 1.0]), None, False, True, stopped, reasons=[reason]
-            )
-        p = np.clip(p, self.lo, self.hi)
+            return self._nothing(now, reason, stopped)
         out = StreamTarget(now + self.cfg.latency_s, p.copy(), q.copy(), g, True, True, stopped, reasons=[reason])
-        self.last = out
-        return out
+        return self._safe(out)
 
     # ---------------------------------------------------------------- the tick
     def tick(self, now_s: float) -> StreamTarget:
@@ -176,8 +222,12 @@ class BridgeCore:
         if self.robot_mode in STOP_MODES:
             self.stop(f"robot_mode {RobotMode(self.robot_mode).name}")
             return self._hold(now_s, f"stopped: {self.stopped_reason}", stopped=True)
-        if not self.poses or now_s - self.poses[-1][0] > self.cfg.max_pose_age_s:
+        pose = self.newest_pose()
+        if pose is None or now_s - pose[0] > self.cfg.max_pose_age_s:
             return self._hold(now_s, "measured end-effector pose missing or stale")
+        refused = self._refuse_outside(now_s)
+        if refused is not None:
+            return refused
         if self.last_tick_s is None or now_s - self.last_tick_s > self.hold_timeout_s:
             return self._hold(now_s, "policy tick missing or stale")
         if self.tick_hold_reason:
@@ -219,7 +269,7 @@ class BridgeCore:
             # limits are per stream period: a longer gap since the last target allows proportionally more
             periods = max(1.0, (out.stamp_s - last.stamp_s) * self.cfg.stream_hz)
         else:  # from the measured pose: the time since it was measured
-            ref_t, ref_pos, ref_quat = self.poses[-1]
+            ref_t, ref_pos, ref_quat = self.newest_pose()
             periods = max(1.0, (out.stamp_s - ref_t) * self.cfg.stream_hz)
         max_m, max_rad = self.cfg.safety.max_step_m * periods, self.cfg.safety.max_step_rad * periods
         d = out.position - ref_pos

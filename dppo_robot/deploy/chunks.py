@@ -106,6 +106,7 @@ class PolicyCore:
             obs_max=np.asarray(m.normalization.obs_max),
             range_margin=cfg.obs_range_margin,
             range_min_span=cfg.obs_range_min_span,
+            input_latency_s=cfg.input_latency_s,
         )
         self.scheduler = ChunkScheduler(m.horizon_steps, m.act_steps, cfg.replan_below)
         self.names = flat_action_names([(s.name, s.size) for s in m.action_spec])

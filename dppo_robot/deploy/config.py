@@ -8,6 +8,7 @@ simulated Franka), `sim` (task and perturbations) and `cameras`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from dataclasses import field as _field
 from typing import Any, Literal
@@ -32,6 +33,11 @@ class ObsSource:
     positions, or width = sum of fingers [1]); part_poses (PoseArray pose `index`: position,
     quat_xyzw, pose = both [7]); task_state (JointState whose names are "<slice>/<i>": values
     of slice `key`, default the slice's own name).
+
+    scale / offset map the message's convention to the one the policy was trained in:
+    value = scale * raw + offset, per element (one value applies to every element; empty = 1 / 0).
+    Example: franka_gripper publishes both fingers as +width/2, robosuite's Panda has its second
+    finger joint negative: `scale: [1.0, -1.0]`.
     """
 
     name: str  # the bundle's obs slice name
@@ -40,6 +46,8 @@ class ObsSource:
     joints: list[str] = _field(default_factory=list)
     index: int = 0
     key: str = ""
+    scale: list[float] = _field(default_factory=list)  # per element (sign and scale), env units / message units
+    offset: list[float] = _field(default_factory=list)  # per element, env units
 
     def validate(self) -> None:
         if self.source not in SOURCES:
@@ -51,6 +59,8 @@ class ObsSource:
                 f"obs slice '{self.name}': field {self.field!r} of {self.source} is not one of "
                 f"{list(FIELDS[self.source])}"
             )
+        if any(not math.isfinite(v) for v in [*self.scale, *self.offset]):
+            raise ValueError(f"obs slice '{self.name}': scale / offset must be finite numbers")
 
 
 @dataclass
@@ -63,6 +73,8 @@ class Topics:
     part_poses: str = "/part_poses"
     task_state: str = "/task_state"
     robot_mode: str = "/franka/robot_mode"  # std_msgs/UInt8 = franka_msgs/FrankaRobotState.robot_mode
+    # franka_msgs/FrankaRobotState (1 kHz, reliable): read by robot_mode_relay, which fills robot_mode
+    robot_state: str = "/franka_robot_state_broadcaster/robot_state"
     chunk: str = "/policy/action_chunk"
     tick: str = "/policy/tick"
     target_pose: str = "/target_pose"
@@ -149,7 +161,12 @@ class ActionMapping:
 
 @dataclass
 class SafetyConfig:
-    """Workspace box (m, base frame) and per-stream-tick motion limits."""
+    """Workspace box (m, base frame) and per-stream-tick motion limits.
+
+    The bridge also exposes these as ROS parameters (safety.workspace_min_m, ...); this block is
+    their default. The per-tick limits are speeds: a target stamped t may be at most
+    max_step_m * max(1, (t - t_prev) * stream_hz) from the previous target (stamp t_prev).
+    """
 
     workspace_min_m: list[float] = _field(default_factory=lambda: [0.3, -0.55, 0.005])
     workspace_max_m: list[float] = _field(default_factory=lambda: [0.8, 0.55, 0.4])
@@ -159,10 +176,63 @@ class SafetyConfig:
     def validate(self) -> None:
         if len(self.workspace_min_m) != 3 or len(self.workspace_max_m) != 3:
             raise ValueError("workspace_min_m / workspace_max_m need 3 values (x, y, z)")
+        if not all(math.isfinite(v) for v in [*self.workspace_min_m, *self.workspace_max_m]):
+            raise ValueError("workspace_min_m / workspace_max_m must be finite")
         if any(lo >= hi for lo, hi in zip(self.workspace_min_m, self.workspace_max_m)):
             raise ValueError(f"workspace box is empty: {self.workspace_min_m} .. {self.workspace_max_m}")
-        if self.max_step_m <= 0 or self.max_step_rad <= 0:
+        if not (self.max_step_m > 0 and self.max_step_rad > 0):
             raise ValueError("max_step_m and max_step_rad must be > 0")
+
+    def widened_from(self, old: SafetyConfig) -> list[str]:
+        """The limits that are wider here than in `old` (empty when none is)."""
+        out = []
+        axes = "xyz"
+        for i in range(3):
+            if self.workspace_min_m[i] < old.workspace_min_m[i]:
+                out.append(f"workspace_min_m {axes[i]} {old.workspace_min_m[i]} -> {self.workspace_min_m[i]}")
+            if self.workspace_max_m[i] > old.workspace_max_m[i]:
+                out.append(f"workspace_max_m {axes[i]} {old.workspace_max_m[i]} -> {self.workspace_max_m[i]}")
+        if self.max_step_m > old.max_step_m:
+            out.append(f"max_step_m {old.max_step_m} -> {self.max_step_m}")
+        if self.max_step_rad > old.max_step_rad:
+            out.append(f"max_step_rad {old.max_step_rad} -> {self.max_step_rad}")
+        return out
+
+
+@dataclass
+class GripperConfig:
+    """The franka_gripper action interface the bridge drives (franka_msgs Move / Grasp).
+
+    Action names are `namespace`/`move_action` and `namespace`/`grasp_action`; a namespaced
+    franka bringup (franka.config.yaml `namespace`) prefixes the namespace. A goal waits up to
+    server_timeout_s for the server, up to result_timeout_s for its result, and is sent again up
+    to `retries` times when the server is missing, rejects it or reports failure.
+    """
+
+    enabled: bool = True  # send action goals when franka_msgs is importable (the Float64 topic is always published)
+    namespace: str = "/franka_gripper"
+    move_action: str = "move"
+    grasp_action: str = "grasp"
+    open_width_m: float = 0.08
+    grasp_width_m: float = 0.0
+    speed_mps: float = 0.1
+    force_n: float = 20.0
+    epsilon_inner_m: float = 0.08  # franka_gripper default 0.005; wide so a grasp of any width succeeds
+    epsilon_outer_m: float = 0.08
+    server_timeout_s: float = 2.0
+    result_timeout_s: float = 10.0
+    retries: int = 2
+
+    def action_name(self, action: str) -> str:
+        return f"{self.namespace.rstrip('/')}/{action}" if self.namespace else action
+
+    def validate(self) -> None:
+        if self.retries < 0:
+            raise ValueError("gripper.retries must be >= 0")
+        if not (self.server_timeout_s > 0 and self.result_timeout_s > 0):
+            raise ValueError("gripper.server_timeout_s and result_timeout_s must be > 0")
+        if not (self.move_action and self.grasp_action):
+            raise ValueError("gripper.move_action and gripper.grasp_action must name the actions")
 
 
 @dataclass
@@ -178,6 +248,7 @@ class BridgeConfig:
     output: Literal["pose"] = "pose"
     frame_id: str = "base"
     safety: SafetyConfig = _field(default_factory=SafetyConfig)
+    gripper: GripperConfig = _field(default_factory=GripperConfig)
 
     def validate(self) -> None:
         if self.stream_hz <= 0:

@@ -37,11 +37,19 @@ class Sample:
 
 
 class SampleBuffer:
-    """Samples of one input ordered by stamp (late arrivals are inserted in place)."""
+    """Samples of one input ordered by stamp (late arrivals are inserted in place), kept by time.
 
-    def __init__(self, maxlen: int = 64) -> None:
-        self._samples: deque[Sample] = deque(maxlen=maxlen)
-        self._stamps: deque[float] = deque(maxlen=maxlen)
+    The buffer keeps every sample stamped within `window_s` of the newest one, plus the newest
+    sample older than that (the one a grid time at the window's start reads). Sizing by time,
+    not count, makes a 1 kHz input cover the same history as a 15 Hz one.
+    """
+
+    def __init__(self, window_s: float = 1.0) -> None:
+        if not window_s > 0:
+            raise ValueError(f"sample buffer window must be > 0 s, got {window_s}")
+        self.window_s = float(window_s)
+        self._samples: deque[Sample] = deque()
+        self._stamps: deque[float] = deque()
         self.received = 0
 
     def add(self, s: Sample) -> None:
@@ -49,12 +57,17 @@ class SampleBuffer:
         if not self._stamps or s.stamp_s >= self._stamps[-1]:
             self._samples.append(s)
             self._stamps.append(s.stamp_s)
-            return
-        i = bisect.bisect_right(list(self._stamps), s.stamp_s)
-        if i == 0 and len(self._samples) == self._samples.maxlen:
-            return  # older than everything kept
-        self._samples.insert(i, s)
-        self._stamps.insert(i, s.stamp_s)
+        else:
+            i = bisect.bisect_right(self._stamps, s.stamp_s)
+            if i == 0 and self._stamps[0] < self._stamps[-1] - self.window_s:
+                return  # older than everything kept
+            self._samples.insert(i, s)
+            self._stamps.insert(i, s.stamp_s)
+        # drop samples older than the window, keeping the newest one before its start
+        start = self._stamps[-1] - self.window_s
+        while len(self._stamps) > 1 and self._stamps[1] <= start:
+            self._stamps.popleft()
+            self._samples.popleft()
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -65,7 +78,7 @@ class SampleBuffer:
 
     def around(self, t: float) -> tuple[Sample | None, Sample | None]:
         """(latest sample with stamp <= t, earliest with stamp > t)."""
-        i = bisect.bisect_right(list(self._stamps), t + TIME_EPS_S)
+        i = bisect.bisect_right(self._stamps, t + TIME_EPS_S)
         before = self._samples[i - 1] if i > 0 else None
         after = self._samples[i] if i < len(self._samples) else None
         return before, after
@@ -90,7 +103,23 @@ def _interp_values(a: Sample, b: Sample, t: float) -> dict[str, np.ndarray]:
 
 
 def extract(src: ObsSource, s: Sample, values: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """The obs slice `src` from a sample's (possibly interpolated) values; KeyError if absent."""
+    """The obs slice `src` from a sample's (possibly interpolated) values, with the slice's scale and
+    offset applied; KeyError / ValueError if absent or mis-sized."""
+    raw = np.asarray(_raw(src, s, values), np.float64).reshape(-1)
+    if not src.scale and not src.offset:
+        return raw
+    out = raw.copy()
+    for what, vals in (("scale", src.scale), ("offset", src.offset)):
+        if vals and len(vals) not in (1, raw.size):
+            raise ValueError(f"{what} has {len(vals)} values for {raw.size} elements")
+    if src.scale:
+        out = out * np.asarray(src.scale, np.float64)
+    if src.offset:
+        out = out + np.asarray(src.offset, np.float64)
+    return out
+
+
+def _raw(src: ObsSource, s: Sample, values: dict[str, np.ndarray] | None) -> np.ndarray:
     v = s.values if values is None else values
     if src.source == "ee_pose":
         if src.field == "position_xy":
@@ -152,6 +181,7 @@ class ObsHistoryBuilder:
         obs_max: np.ndarray | None = None,
         range_margin: float = 1.0,
         range_min_span: float = 0.0,
+        input_latency_s: float = 0.0,
     ) -> None:
         if len(obs) != len(slice_sizes):
             raise ValueError(f"{len(obs)} obs sources for {len(slice_sizes)} slices")
@@ -163,13 +193,21 @@ class ObsHistoryBuilder:
         self.max_age_s = dict(max_age_s or {})
         self.default_max_age_s = default_max_age_s
         channels = {o.source for o in obs} | {f"image:{c}" for c in self.cameras}
-        self.buffers: dict[str, SampleBuffer] = {c: SampleBuffer() for c in sorted(channels)}
+        # Each buffer spans the history (To - 1 periods), the channel's staleness limit, the input
+        # latency a tick waits for, and one more period for a late tick.
+        self.buffers: dict[str, SampleBuffer] = {
+            c: SampleBuffer(self.window_s(c, input_latency_s)) for c in sorted(channels)
+        }
         self.lo = self.hi = None
         if obs_min is not None and obs_max is not None:
             span = np.asarray(obs_max, np.float64) - np.asarray(obs_min, np.float64)
             span = np.maximum(span, range_min_span)
             self.lo = np.asarray(obs_min) - range_margin * span
             self.hi = np.asarray(obs_max) + range_margin * span
+
+    def window_s(self, channel: str, input_latency_s: float = 0.0) -> float:
+        """Seconds of samples a channel keeps: (To - 1) / control_hz + staleness limit + latency + 1 / control_hz."""
+        return (self.cond_steps - 1) * self.dt + self.limit(channel) + input_latency_s + self.dt
 
     def add(self, channel: str, sample: Sample) -> None:
         buf = self.buffers.get(channel)

@@ -21,6 +21,8 @@ from typing import Any
 from dppo_robot.sim2real import stats as S
 from dppo_robot.sim2real.records import SETTINGS, LoadedTrials, TrialError, TrialRecord, load_trials
 
+ROLLOUTS_HEADING = "## Rollouts"
+
 
 @dataclass
 class Arm:
@@ -285,7 +287,7 @@ def markdown(data: dict) -> str:
     return "\n".join(L) + "\n"
 
 
-def html_page(data: dict, md: str) -> str:
+def html_page(data: dict, md: str, rollouts: list | None = None) -> str:
     imgs = [("Success with intervals", plot_success(data)), ("Phase funnel", plot_funnel(data))]
     svr = plot_sim_vs_real(data)
     if svr is not None:
@@ -295,8 +297,14 @@ def html_page(data: dict, md: str) -> str:
         f"<figcaption>{html.escape(t)}</figcaption></figure>"
         for t, b in imgs
     )
-    body = _md_tables_to_html(md)
-    # title and sources first, then the plots, then the tables
+    strips = ""
+    if rollouts:
+        from dppo_robot.sim2real.keyframes import html_strips
+
+        strips = "<h2>Rollouts (keyframes at each phase change)</h2>\n"
+        strips += f'<div class="rollouts">{html_strips(rollouts)}</div>'
+    body = _md_tables_to_html(md.split(ROLLOUTS_HEADING)[0])  # the HTML shows the images instead
+    # title and sources first, then the plots and the rollouts, then the tables
     cut = body.find("<h2")
     head, rest = (body[:cut], body[cut:]) if cut > 0 else ("", body)
     return f"""<!DOCTYPE html>
@@ -306,9 +314,12 @@ body {{ font-family: sans-serif; margin: 24px; color: #222; }}
 table {{ border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }}
 td, th {{ border: 1px solid #bbb; padding: 3px 8px; }} th {{ background: #eee; }}
 figure {{ display: inline-block; margin: 8px; vertical-align: top; }} img {{ max-width: 640px; }}
+figure.keyframe {{ margin: 2px; font-size: 11px; }} figure.keyframe img {{ width: 200px; }}
+div.rollout p {{ margin: 6px 0 0; font-size: 13px; }}
 </style></head><body>
 {head}
 <div class="plots">{figs}</div>
+{strips}
 {rest}
 </body></html>
 """
@@ -373,8 +384,24 @@ def rich_table(data: dict) -> Any:
     return Group(t, g)
 
 
-def write_report(paths: list[str | Path], out_dir: str | Path, confidence: float = 0.95) -> dict[str, Path]:
-    """Read the stores, analyse, and write report.json / report.md / report.html into out_dir."""
+def rollouts_markdown(summaries: list[dict]) -> str:
+    """The rollouts section of report.md: one line per rollout, its keyframes as image links."""
+    L = ["", ROLLOUTS_HEADING, ""]
+    for r in summaries:
+        verdict = "success" if r["success"] else f"stopped after {r['phase_name']}"
+        L.append(f"- {r['arm']}, seed {r['seed']}: {verdict}, {r['steps']} steps")
+        L.append("  " + " ".join(f"![{f['caption']}]({f['file']})" for f in r["frames"]))
+    return "\n".join(L) + "\n"
+
+
+def write_report(
+    paths: list[str | Path], out_dir: str | Path, confidence: float = 0.95, rollouts: list | None = None
+) -> dict[str, Path]:
+    """Read the stores, analyse, and write report.json / report.md / report.html into out_dir.
+
+    rollouts (sim2real.keyframes.Rollout): rendered episodes shown as keyframe strips in the HTML,
+    written as PNGs under out_dir/keyframes/ and linked from the Markdown.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -382,8 +409,13 @@ def write_report(paths: list[str | Path], out_dir: str | Path, confidence: float
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = markdown(data)
+    if rollouts:
+        from dppo_robot.sim2real.keyframes import save_keyframes
+
+        data["rollouts"] = save_keyframes(rollouts, out)
+        md += rollouts_markdown(data["rollouts"])
     files = {"json": out / "report.json", "markdown": out / "report.md", "html": out / "report.html"}
     files["json"].write_text(json.dumps(data, indent=2))
     files["markdown"].write_text(md)
-    files["html"].write_text(html_page(data, md))
+    files["html"].write_text(html_page(data, md, rollouts))
     return files

@@ -36,14 +36,21 @@ def kwargs_of(tree: ast.AST, func: str) -> list[dict[str, ast.AST]]:
 
 
 def test_package_layout():
-    assert console_scripts() == {"policy_node", "franka_bridge", "camera_node", "sim_franka", "part_pose_node"}
+    assert console_scripts() == {
+        "policy_node",
+        "franka_bridge",
+        "camera_node",
+        "sim_franka",
+        "part_pose_node",
+        "robot_mode_relay",
+    }
     # every console script points at a module of dppo_robot_ros that has the named function
     text = (PKG / "setup.py").read_text()
     for name, module, func in re.findall(r'"(\w+) = \{MODULE\}\.(\w+):(\w+)"', text):
         path = PKG / "dppo_robot_ros" / f"{module}.py"
         assert path.is_file(), f"{name}: {path} missing"
         assert f"def {func}(" in path.read_text(), f"{name}: no {func}() in {path}"
-    assert len(re.findall(r"\{MODULE\}\.", text)) == 5
+    assert len(re.findall(r"\{MODULE\}\.", text)) == 6
     xml = (PKG / "package.xml").read_text()
     assert 'format="3"' in xml and "<build_type>ament_python</build_type>" in xml
     assert (PKG / "resource" / "dppo_robot").is_file() and (PKG / "setup.cfg").is_file()

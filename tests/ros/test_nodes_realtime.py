@@ -217,9 +217,11 @@ def test_camera_stop_makes_the_bridge_hold_within_two_control_periods(ros_contex
         if lt is not None and lt.hold and not camera_on["on"] and not holds:
             holds.append(time.monotonic())
 
-    bridge.timer.callback = watched_tick
     from rclpy.lifecycle import TransitionCallbackReturn
 
+    assert bridge.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    bridge.trigger_activate()
+    bridge.timer.callback = watched_tick
     assert policy.trigger_configure() == TransitionCallbackReturn.SUCCESS, policy.last_error
     policy.trigger_activate()
     spin = Spinner(ros_context, [policy, bridge, test])

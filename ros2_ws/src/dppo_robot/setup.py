@@ -16,6 +16,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config/params", glob("config/params/*.yaml")),  # ros__parameters files
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -29,6 +30,7 @@ setup(
             f"camera_node = {MODULE}.camera_node:main",
             f"sim_franka = {MODULE}.sim_franka_node:main",
             f"part_pose_node = {MODULE}.part_pose_node:main",
+            f"robot_mode_relay = {MODULE}.robot_mode_relay:main",
         ],
     },
 )

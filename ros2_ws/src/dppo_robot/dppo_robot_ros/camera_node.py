@@ -1,6 +1,8 @@
 """RealSense camera node: colour frames -> sensor_msgs/Image + CameraInfo on realsense-ros names.
 
-Topics: <topic_prefix>/color/image_raw (rgb8, sensor-data QoS) and <topic_prefix>/color/camera_info.
+Topics: <topic_prefix>/color/image_raw (rgb8) and <topic_prefix>/color/camera_info, both reliable
+as realsense-ros publishes them (a default reliable subscriber, e.g. rviz or image_view, gets
+them; best-effort readers such as the policy node match too).
 Parameters: config_file (cameras[camera_index] of the DeployConfig), serial, recording (a .db3
 to play back instead of a device). Device frames carry the device's global-time stamp (host
 clock); a recording is replayed with its frame spacing, the first frame stamped now.
@@ -16,7 +18,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from dppo_robot.deploy.camera import Frame, RealSenseCapture
 from dppo_robot.deploy.config import CameraConfig, DeployConfig
 from dppo_robot_ros import convert
-from dppo_robot_ros.common import SENSOR, declare_config, spin_main
+from dppo_robot_ros.common import CAMERA, declare_config, spin_main
 
 
 def fill_camera_info(msg, frame: Frame, frame_id: str):
@@ -43,8 +45,8 @@ class CameraNode(Node):
         cam.recording = self.declare_parameter("recording", cam.recording).value
         self.cam = cam
         self.frame_id = f"{cam.name}_color_optical_frame"
-        self.image_pub = self.create_publisher(Image, f"{cam.topic_prefix}/color/image_raw", SENSOR)
-        self.info_pub = self.create_publisher(CameraInfo, f"{cam.topic_prefix}/color/camera_info", SENSOR)
+        self.image_pub = self.create_publisher(Image, f"{cam.topic_prefix}/color/image_raw", CAMERA)
+        self.info_pub = self.create_publisher(CameraInfo, f"{cam.topic_prefix}/color/camera_info", CAMERA)
         self.capture = RealSenseCapture(cam)
         self.published = 0
         self._stop = threading.Event()

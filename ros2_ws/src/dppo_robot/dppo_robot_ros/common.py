@@ -20,6 +20,8 @@ BEST_EFFORT_PUB = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
 SENSOR = qos_profile_sensor_data
 RELIABLE = QoSProfile(depth=10)
 TARGET = QoSProfile(depth=1)  # Cartesian impedance controllers subscribe with depth 1
+# realsense-ros publishes image and camera_info reliable: so does camera_node (readers of either kind match)
+CAMERA = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 
 def declare_config(node: Node, config: DeployConfig | None) -> tuple[DeployConfig, str]:

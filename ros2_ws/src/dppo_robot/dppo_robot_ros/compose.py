@@ -80,6 +80,10 @@ class SimStack:
 
         if self.policy.trigger_configure() != TransitionCallbackReturn.SUCCESS:
             raise RuntimeError(f"policy node failed to configure: {self.policy.last_error}")
+        # the bridge (lifecycle) publishes nothing until active
+        if self.bridge.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise RuntimeError("bridge node failed to configure")
+        self.bridge.trigger_activate()
         self.policy.trigger_activate()
         self.spinner = Spinner(self.context, self.nodes)
 

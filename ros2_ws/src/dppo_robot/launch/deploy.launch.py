@@ -7,8 +7,10 @@ bridge, cameras.
 For hardware trial sessions (`dppo-robot trials run`), launch with activate:=false: the session
 activates the policy at each trial's start and deactivates it at its end.
 
+The Franka bridge (lifecycle) is configured and activated once at start-up: it then holds the
+arm where it is (or, outside the workspace box, publishes nothing) until chunks arrive.
 franka_ros2 (the controller manager with a Cartesian impedance controller reading
-/target_pose) and a relay of robot_state.robot_mode to /franka/robot_mode run beside it.
+/target_pose) and robot_mode_relay (this package; needs franka_msgs) run beside it.
 """
 
 from launch import LaunchDescription
@@ -63,10 +65,11 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[{"bundle": LaunchConfiguration("bundle"), "config_file": LaunchConfiguration("config")}],
         output="screen",
     )
-    bridge = Node(
+    bridge = LifecycleNode(
         package="dppo_robot",
         executable="franka_bridge",
         name="franka_bridge",
+        namespace="",
         parameters=[
             {
                 "config_file": LaunchConfiguration("config"),
@@ -93,4 +96,34 @@ def generate_launch_description() -> LaunchDescription:
         ),
         condition=IfCondition(LaunchConfiguration("activate")),
     )
-    return LaunchDescription([*args, policy, bridge, OpaqueFunction(function=_cameras), activate, configure])
+    # The bridge (lifecycle) publishes nothing until active: configure it, then activate it once,
+    # on the configuring -> inactive transition only (a manual deactivate stays deactivated).
+    configure_bridge = EmitEvent(
+        event=ChangeState(lifecycle_node_matcher=matches_action(bridge), transition_id=Transition.TRANSITION_CONFIGURE)
+    )
+    activate_bridge = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=bridge,
+            start_state="configuring",
+            goal_state="inactive",
+            entities=[
+                EmitEvent(
+                    event=ChangeState(
+                        lifecycle_node_matcher=matches_action(bridge), transition_id=Transition.TRANSITION_ACTIVATE
+                    )
+                )
+            ],
+        )
+    )
+    return LaunchDescription(
+        [
+            *args,
+            policy,
+            bridge,
+            OpaqueFunction(function=_cameras),
+            activate,
+            configure,
+            activate_bridge,
+            configure_bridge,
+        ]
+    )

@@ -32,10 +32,11 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[{"bundle": LaunchConfiguration("bundle"), "config_file": config}, sim_time],
         output="screen",
     )
-    bridge = Node(
+    bridge = LifecycleNode(
         package="dppo_robot",
         executable="franka_bridge",
         name="franka_bridge",
+        namespace="",
         parameters=[{"config_file": config, "dry_run": LaunchConfiguration("dry_run")}, sim_time],
         output="screen",
     )
@@ -68,4 +69,23 @@ def generate_launch_description() -> LaunchDescription:
             ],
         )
     )
-    return LaunchDescription([*args, policy, bridge, sim, activate, configure])
+    # The bridge (lifecycle) publishes nothing until active: configure it, then activate it once,
+    # on the configuring -> inactive transition only (a manual deactivate stays deactivated).
+    configure_bridge = EmitEvent(
+        event=ChangeState(lifecycle_node_matcher=matches_action(bridge), transition_id=Transition.TRANSITION_CONFIGURE)
+    )
+    activate_bridge = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=bridge,
+            start_state="configuring",
+            goal_state="inactive",
+            entities=[
+                EmitEvent(
+                    event=ChangeState(
+                        lifecycle_node_matcher=matches_action(bridge), transition_id=Transition.TRANSITION_ACTIVATE
+                    )
+                )
+            ],
+        )
+    )
+    return LaunchDescription([*args, policy, bridge, sim, activate, configure, activate_bridge, configure_bridge])
