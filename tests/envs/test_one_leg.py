@@ -13,6 +13,7 @@ from dppo_robot.envs import TaskConfig, default_task_config, list_tasks, make_en
 from dppo_robot.envs.one_leg import geometry as G
 from dppo_robot.envs.one_leg import phases as P
 from dppo_robot.envs.one_leg.controller import (
+    ARM_INERTIA,
     ARM_KP,
     ARM_KV,
     SITE_TO_EE,
@@ -162,6 +163,15 @@ def test_arm_is_driven_by_mujoco_joint_impedance_actuators(env):
     assert np.all(m.jnt_actgravcomp[m.dof_jntid[sc.arm_dof_adr]] == 1)
     arm_bodies = np.unique(m.dof_bodyid[sc.arm_dof_adr])
     assert np.all(m.body_gravcomp[arm_bodies] == 1.0)
+    # the gains' inertias are the model's at FurnitureBench's reset joints
+    import mujoco
+
+    scratch = mujoco.MjData(m)
+    scratch.qpos[sc.arm_qpos_adr] = G.RESET_JOINTS
+    mujoco.mj_forward(m, scratch)
+    M = np.zeros((m.nv, m.nv))
+    mujoco.mj_fullM(m, M, scratch.qM)
+    np.testing.assert_allclose(np.diag(M)[sc.arm_dof_adr], ARM_INERTIA, rtol=0.01)
 
 
 def test_a_step_is_mujocos_own_step(env):
@@ -279,6 +289,8 @@ def test_pixel_observations():
             assert obs[k].shape == (3, 32, 32) and obs[k].dtype == np.uint8 and obs[k].std() > 0
         obs, *_ = env.step(_hold(env))
         assert obs["image_front"].shape == (3, 32, 32)
+        frame = env.unwrapped.render()
+        assert frame.shape == (256, 256, 3) and frame.dtype == np.uint8 and frame.std() > 0
     finally:
         env.close()
 

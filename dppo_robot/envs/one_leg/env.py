@@ -207,7 +207,10 @@ class OneLegEnv(gym.Env):
         r = self._renderers.get((width, height))
         if r is None:
             r = self._renderers[(width, height)] = mujoco.Renderer(self.model, height, width)
-        r.update_scene(self.data, camera)
+            self._vopt = mujoco.MjvOption()
+            self._vopt.geomgroup[0] = 0  # collision geoms hidden (robosuite's visual meshes are group 1)
+            self._vopt.sitegroup[:] = 0  # no site markers
+        r.update_scene(self.data, camera, scene_option=self._vopt)
         return r.render()
 
     def _obs(self) -> Any:
