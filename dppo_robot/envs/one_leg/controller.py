@@ -18,7 +18,11 @@ per control step, a differential-IK joint target that MuJoCo's own actuators tra
 2. inverse kinematics (IK_ITERS damped least-squares Gauss-Newton steps on mj_jacSite of the
    grip site, damping IK_DAMPING, from the measured joints, with a null-space pull of gain
    IK_NULL_GAIN towards the episode's start joints, as robosuite's OSC had) gives a 7-joint
-   target inside the joint limits;
+   target clipped to IK_LIMIT_MARGIN inside the joint limits (a joint at its limit is clipped,
+   not re-solved without: the other joints make up for it only partly, much as under
+   robosuite's OSC, instead of contorting the arm; re-solving without it was tried and drove
+   the arm into odd postures at the far hole), moved from the measured joints by at most the Franka's joint
+   speed limits over a control step (IK_MAX_STEP, direction kept);
 3. MuJoCo's joint impedance actuators (scene.py) track it over the 50 physics steps in C:
    torque = ARM_KP (q_target - q) - ARM_KV qdot (+ MuJoCo's gravity compensation), clipped to
    the Panda's torque limits.
@@ -54,6 +58,9 @@ ARM_KV = tuple(round(2.0 * i * ARM_OMEGA, 1) for i in ARM_INERTIA)  # N m s / ra
 IK_ITERS = 3
 IK_DAMPING = 0.02  # DLS damping (m, rad)
 IK_NULL_GAIN = 0.1  # fraction of the start-joint error pulled back per control step in the null space
+IK_LIMIT_MARGIN = 0.02  # rad: joint targets stay this far inside the joint limits
+# Franka joint velocity limits (rad/s) x one control step (0.1 s): the largest joint target step
+IK_MAX_STEP = np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61]) * 0.1
 GRIPPER_RATE = 0.2  # robosuite PandaGripper.speed: gripper state change per control step
 
 
@@ -121,7 +128,7 @@ class JointTargetIK:
         self.site = site_id
         self.qadr = qpos_adr
         self.dadr = dof_adr
-        self.lo, self.hi = joint_range[:, 0], joint_range[:, 1]
+        self.lo, self.hi = joint_range[:, 0] + IK_LIMIT_MARGIN, joint_range[:, 1] - IK_LIMIT_MARGIN
         self.jacp = np.zeros((3, model.nv))
         self.jacr = np.zeros((3, model.nv))
         self.q_rest = np.zeros(len(qpos_adr))
@@ -135,7 +142,8 @@ class JointTargetIK:
         """Arm joint target whose grip site is at (pos_world, R_site), starting from the joints in qpos."""
         m, d, mujoco = self.m, self.d, self.mj
         d.qpos[:] = qpos
-        q = qpos[self.qadr].copy()
+        q0 = qpos[self.qadr].copy()
+        q = q0.copy()
         mujoco.mju_mat2Quat(self._qgoal, np.ascontiguousarray(R_site).reshape(9))
         J = np.empty((6, len(q)))
         for it in range(IK_ITERS):
@@ -154,4 +162,7 @@ class JointTargetIK:
                 dq += N @ (IK_NULL_GAIN * (self.q_rest - q))
             q = np.clip(q + dq, self.lo, self.hi)
             d.qpos[self.qadr] = q
-        return q
+        # at most the Franka's joint speed limits over one control step, the step's direction kept
+        step = q - q0
+        scale = float(np.max(np.abs(step) / IK_MAX_STEP))
+        return q0 + step / scale if scale > 1.0 else q
