@@ -33,7 +33,7 @@ import numpy as np
 
 from dppo_robot.envs.one_leg import geometry as G
 from dppo_robot.envs.one_leg import phases as P
-from dppo_robot.envs.one_leg.controller import GRIPPER_RATE, JointTargetIK, matrix_to_rot6d, parse_action, site_to_ee
+from dppo_robot.envs.one_leg.controller import GRIPPER_RATE, JointTargetIK, parse_action, site_to_ee
 from dppo_robot.envs.task_config import TaskConfig
 from dppo_robot.io_spec import CameraSpec, IOSpec, Slice
 
@@ -43,6 +43,8 @@ OBS_DIM = PROPRIO_DIM + 7 * (len(G.PART_NAMES) + 1)
 ACTION_DIM = 10
 DENSE_PHASE_REWARD = 0.2
 _SQRT_HALF = float(np.sqrt(0.5))
+_ROT6D_FROM_SITE = np.array([1, 0, 2, 4, 3, 5])  # indices into the grip site's row-major xmat
+_ROT6D_SIGN = np.array([-1.0, 1.0, 1.0, -1.0, 1.0, 1.0])
 
 PROPRIO = (
     Slice("ee_pos", 3, "m", "base", "end-effector position"),
@@ -160,12 +162,22 @@ class OneLegEnv(gym.Env):
         return G.base_to_tag(pos - self.scene.robot_base), G.R_BASE_TAG.T @ R
 
     def proprio(self) -> np.ndarray:
+        """[16]: ee_pos, ee_rot_6d, ee_lin_vel, ee_ang_vel, gripper_width (float64)."""
         import mujoco
 
-        pos, R = self.ee_pose()
+        d, sc = self.data, self.scene
+        out = np.empty(PROPRIO_DIM)
+        sid = sc.grip_site_id
+        out[0:3] = d.site_xpos[sid] - sc.robot_base
+        # first two rows of R_ee = R_site @ SITE_TO_EE = (-R_site[:, 1], R_site[:, 0], R_site[:, 2])
+        out[3:9] = d.site_xmat[sid][_ROT6D_FROM_SITE] * _ROT6D_SIGN
         # velocity of the grip site (world axes): [angular 3, linear 3]
-        mujoco.mj_objectVelocity(self.model, self.data, mujoco.mjtObj.mjOBJ_SITE, self.scene.grip_site_id, self._vel, 0)
-        return np.concatenate([pos, matrix_to_rot6d(R), self._vel[3:], self._vel[:3], [self.gripper_width()]])
+        mujoco.mj_objectVelocity(self.model, d, mujoco.mjtObj.mjOBJ_SITE, sid, self._vel, 0)
+        out[9:12] = self._vel[3:]
+        out[12:15] = self._vel[:3]
+        q = d.qpos[sc.finger_qpos_adr]
+        out[15] = q[0] - q[1]
+        return out
 
     def parts_poses(self) -> np.ndarray:
         """[42]: pos (3, base_tag) and quat (4, xyzw, w >= 0, base_tag) of the 5 parts and the fixture."""
@@ -184,6 +196,7 @@ class OneLegEnv(gym.Env):
         leg_pos, leg_R = self.part_pose_world(G.LEG_INDEX)
         top_tag, top_R_tag = self.world_to_tag(top_pos, top_R)
         obst_tag, _ = self.world_to_tag(*self.obstacle_pose_world())
+        grasped = self.scene.grasped_parts()
         return P.Snapshot(
             top_pos=top_pos,
             top_rot=top_R,
@@ -194,8 +207,8 @@ class OneLegEnv(gym.Env):
             obstacle_tag=obst_tag,
             top_pos_tag=top_tag,
             top_rot_tag=top_R_tag,
-            grasp_top=self.scene.grasping(0),
-            grasp_leg=self.scene.grasping(G.LEG_INDEX),
+            grasp_top=0 in grasped,
+            grasp_leg=G.LEG_INDEX in grasped,
             thread_engaged=self.scene.thread_engaged,
         )
 
@@ -261,13 +274,14 @@ class OneLegEnv(gym.Env):
         pos, R_site, grip = parse_action(action)
         d = self.data
         d.ctrl[self.scene.arm_act] = self.ik.solve(d.qpos, pos + self.scene.robot_base, R_site)
-        self._grip = float(np.clip(self._grip + GRIPPER_RATE * np.sign(grip), -1.0, 1.0))
+        self._grip = min(max(self._grip + GRIPPER_RATE * ((grip > 0) - (grip < 0)), -1.0), 1.0)
         self._set_gripper()
         self.scene.step()
         self.t += 1
         snap = self.snapshot()
         if not self.scene.thread_engaged:
             inside, depth = P.stud_in_hole(snap)
+            snap.stud_inside = inside
             if inside:
                 self.scene.engage_thread(depth)
                 snap.thread_engaged = True

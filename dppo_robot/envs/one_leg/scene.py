@@ -387,15 +387,22 @@ class OneLegScene:
     def forward(self) -> None:
         mujoco.mj_forward(self.model, self.data)
 
-    def grasping(self, part_index: int) -> bool:
-        """Both finger pads touch the part (robosuite's _check_grasp over the current contacts)."""
+    def grasped_parts(self) -> set[int]:
+        """Parts (indices into geometry.PART_NAMES) both finger pads touch: robosuite's _check_grasp
+        over the current contacts."""
         d = self.data
         if d.ncon == 0:
-            return False
+            return set()
         g = d.contact.geom  # [ncon, 2]
-        on_part = self.geom_part[g] == part_index
-        pads = self.fingerpad_geoms
-        return all(bool(np.any(((g[:, 0] == p) & on_part[:, 1]) | ((g[:, 1] == p) & on_part[:, 0]))) for p in pads)
+        part = self.geom_part[g]
+        touched = []
+        for pad in self.fingerpad_geoms:
+            touched.append(set(part[g[:, 0] == pad, 1].tolist()) | set(part[g[:, 1] == pad, 0].tolist()))
+        return (touched[0] & touched[1]) - {-1}
+
+    def grasping(self, part_index: int) -> bool:
+        """Both finger pads touch the part."""
+        return part_index in self.grasped_parts()
 
     # -- the thread ------------------------------------------------------------------------
     def engage_thread(self, depth: float) -> None:
