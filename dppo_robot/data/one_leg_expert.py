@@ -10,14 +10,16 @@ action is the ee target in the base frame, FurnitureBench hand-frame 6D rotation
               towards the stud), down, close, lift 15 cm and come forward; turn the gripper
               90 deg about the fingers' axis (gripper pointing away from the robot and 30 deg
               down, so the wrist clears the tabletop; leg hanging stud-down); bring the stud tip
-              over leg4's hole, then down into it (correcting the tilt of the leg in the fingers,
-              hovering to re-centre when off the hole) until the thread engages; open, back off.
+              over leg4's hole (higher while still off to the side), then down into it
+              (correcting the tilt of the leg in the fingers, hovering to re-centre when off
+              the hole) until the thread engages; open, back off.
     screw     gripper pointing down again, fingers on a pair of the leg's faces; repeat: close,
               turn 90 deg clockwise (seen from above) following the leg down, open, turn back,
               until the leg is assembled (the env then ends the episode) or time runs out.
 
-Every sub-step has a step budget after which it moves on, so a failed grasp wastes time rather
-than hanging. Action noise (std 1.5 mm position, 0.015 rad rotation on the targets; 0.3x while
+Closing the gripper waits until the fingers stop (up to 10 steps; moving off earlier drops the
+part). Every sub-step has a step budget after which it moves on, so a failed grasp wastes time
+rather than hanging. Action noise (std 1.5 mm position, 0.015 rad rotation on the targets; 0.3x while
 inserting) makes the demonstrations cover small deviations.
 """
 
@@ -44,6 +46,9 @@ LEG_GRASP_TILT_DEG = 30.0  # approach leaning back from vertical when picking th
 CARRY_HEIGHT = 0.17  # grip site above the table while turning the leg upright
 UPRIGHT_MIN_X = 0.50  # ... and at least this far in front of the robot base
 PUSH_INTO_WALLS = 0.005
+HOVER_OVER_HOLE, HOVER_EXTRA_MAX = 0.015, 0.03  # stud tip above the hole before inserting (+ while off to the side)
+CLOSE_MIN_STEPS, CLOSE_MAX_STEPS = 4, 14  # closing the gripper: at least / at most this many steps
+CLOSE_STALL = 0.0005  # m: ... until the width shrinks by less than this in a step (full travel takes 10 steps)
 SCREW_PSI_LOW = 2.66  # fingers' yaw (rad) at the start of each clockwise quarter turn: in [2.66, 2.66 + pi/2)
 
 
@@ -94,6 +99,7 @@ class OneLegExpert:
         self.t_stage = 0
         self.t = 0
         self.turns = 0
+        self.last_width = self.env.gripper_width()
         self.log: list[tuple[int, str]] = [(0, self.stage)]
 
     def goto(self, stage: str) -> None:
@@ -143,7 +149,13 @@ class OneLegExpert:
         a = self.step()
         self.t += 1
         self.t_stage += 1
+        self.last_width = self.env.gripper_width()
         return a
+
+    def _closed(self, t: int) -> bool:
+        """The fingers have closed on something: the gripper width stopped shrinking (or the stage timed out)."""
+        w = self.env.gripper_width()
+        return (t >= CLOSE_MIN_STEPS and self.last_width - w < CLOSE_STALL) or t >= CLOSE_MAX_STEPS
 
     # -- the script ------------------------------------------------------------------------
     def _rim_grasp(self) -> tuple[np.ndarray, np.ndarray]:
@@ -190,7 +202,7 @@ class OneLegExpert:
         return np.array([p[0], p[1], self.table_z + LEG_GRASP_HEIGHT]), ee_frame(approach, u), a
 
     def _stud_and_hole(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        tip = np.array(self.env.sim.data.site_xpos[self.env.scene.stud_tip_site_id])
+        tip = self.env.data.site_xpos[self.env.scene.stud_tip_site_id].copy()
         mouth, axis = hole_frame(*self.part(0))
         _, leg_R = self.part(G.LEG_INDEX)
         return tip, mouth, axis, leg_R[:, 1]
@@ -230,7 +242,7 @@ class OneLegExpert:
                 self.goto("top_close")
             return self.command(p, R, OPEN, max_step=0.015)
         if s == "top_close":
-            if t >= 6:
+            if self._closed(t):
                 self.goto("top_push")
             return self.command(ee_pos, ee_R, CLOSE)
         if s == "top_push":
@@ -264,7 +276,7 @@ class OneLegExpert:
                 self.goto("leg_close")
             return self.command(p, R, OPEN, max_step=0.015)
         if s == "leg_close":
-            if t >= 6:
+            if self._closed(t):
                 # lift, and come forward: turning the leg upright close to the robot runs the wrist into its limits
                 base = self.env.scene.robot_base
                 self.lift_goal = np.array(
@@ -286,8 +298,10 @@ class OneLegExpert:
             return self.command(self.lift_goal, self.upright_R, CLOSE, max_angle=0.1)
         if s == "leg_over_hole":
             tip, mouth, axis, leg_axis = self._stud_and_hole()
-            goal = mouth + 0.015 * axis
-            lateral = np.linalg.norm((tip - goal) - ((tip - goal) @ axis) * axis)
+            rel = tip - mouth
+            lateral = float(np.linalg.norm(rel - (rel @ axis) * axis))
+            # 1.5 cm over the hole, higher while still off to the side: the stud clears the tabletop
+            goal = mouth + (HOVER_OVER_HOLE + float(np.clip(lateral - 0.005, 0.0, HOVER_EXTRA_MAX))) * axis
             tilt = math.acos(float(np.clip(leg_axis @ axis, -1, 1)))
             if (lateral < 0.0015 and abs((tip - goal) @ axis) < 0.006 and tilt < 0.05) or t > 80:
                 self.goto("leg_insert")
@@ -328,7 +342,7 @@ class OneLegExpert:
                 self.goto("screw_close")
             return self.command(goal, R, OPEN, max_step=0.015)
         if s == "screw_close":
-            if t >= 4:
+            if self._closed(t):
                 self.psi_goal = math.atan2(ee_R[1, 1], ee_R[0, 1]) - math.pi / 2
                 self.goto("screw_turn")
             return self.command(ee_pos, ee_R, CLOSE)

@@ -28,7 +28,7 @@ def tagged_model(env, layout, texture_dir):
     from dppo_robot.envs.one_leg import geometry as G
 
     scene = env.unwrapped.scene
-    root = ET.fromstring(env.unwrapped.sim.model.get_xml())
+    root = ET.fromstring(scene.xml)
     wb = root.find("worldbody")
     for g in list(wb.findall("geom")):  # the scene's untextured base-tag plates
         if (g.get("name") or "").startswith("base_tag"):
@@ -62,10 +62,10 @@ def test_one_leg_part_slices_from_its_rendered_cameras(tmp_path):
         env.reset(seed=3)
         layout = load_layout(ONE_LEG_LAYOUT)
         model = tagged_model(env, layout, tmp_path)
-        sim = env.unwrapped.sim
+        sim_data = env.unwrapped.data
         data = mujoco.MjData(model)
-        data.qpos[:] = sim.data.qpos
-        data.mocap_pos[:], data.mocap_quat[:] = sim.data.mocap_pos, sim.data.mocap_quat
+        data.qpos[:] = sim_data.qpos
+        data.mocap_pos[:], data.mocap_quat[:] = sim_data.mocap_pos, sim_data.mocap_quat
         mujoco.mj_forward(model, data)
         truth = env.unwrapped.parts_poses().reshape(-1, 7)  # the obs slices <part>_pos, <part>_quat
     finally:

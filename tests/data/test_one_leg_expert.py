@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 
 import dppo_robot.envs  # noqa: F401  (registers tasks)
 from dppo_robot.data.dataset import load_dataset, load_normalization_npz
 from dppo_robot.data.demonstrators import collect_demos, make_demonstrator
-from dppo_robot.data.one_leg_expert import OneLegExpert
+from dppo_robot.data.one_leg_expert import OneLegExpert, measure_expert
 from dppo_robot.envs import default_task_config, make_env
 from dppo_robot.envs.one_leg.phases import N_PHASES, PHASE_NAMES
 
@@ -53,3 +54,49 @@ def test_collect_demos_one_leg(tmp_path):
     assert ds.obs_dim == 58 and ds.action_dim == 10 and ds.n_trajectories == 1
     assert ds.n_steps == report["steps"] and norm.obs_dim == 58
     assert np.abs(ds.states).max() <= 1.0 + 1e-6 and np.abs(ds.actions).max() <= 1.0 + 1e-6
+
+
+def _expert_episode(env, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    obs, _ = env.reset(seed=seed)
+    expert = OneLegExpert()
+    expert.reset(env, np.random.default_rng(seed))
+    out, acts, done, info = [obs], [], False, {}
+    while not done:
+        a = expert.act(obs)
+        obs, _, term, trunc, info = env.step(a)
+        out.append(obs)
+        acts.append(a)
+        done = term or trunc
+    return np.stack(out), np.stack(acts), bool(info["success"])
+
+
+def test_same_seed_same_expert_episode():
+    """Bitwise the same observations over a whole expert episode, in the same env after another
+    episode and in a fresh env; another seed gives another episode."""
+    env = make_env(default_task_config("one_leg"), seed=0)
+    try:
+        a_obs, a_act, a_ok = _expert_episode(env, 21)
+        _expert_episode(env, 22)
+        b_obs, b_act, _ = _expert_episode(env, 21)
+    finally:
+        env.close()
+    env = make_env(default_task_config("one_leg"), seed=5)
+    try:
+        c_obs, _, _ = _expert_episode(env, 21)
+    finally:
+        env.close()
+    assert a_ok and len(a_obs) > 100
+    assert np.array_equal(a_obs, b_obs) and np.array_equal(a_act, b_act) and np.array_equal(a_obs, c_obs)
+
+
+def test_expert_success_rate_ci():
+    """CI-sized version of the slow 50-episode check: the expert succeeds in >= 9 of 10 low-randomness episodes."""
+    report = measure_expert(default_task_config("one_leg"), 10, seed=1)
+    assert report["successes"] >= 9, report
+
+
+@pytest.mark.slow
+def test_expert_success_rate_50():
+    """The expert succeeds in >= 95% of 50 low-randomness episodes (the demonstrations DPPO starts from)."""
+    report = measure_expert(default_task_config("one_leg"), 50, seed=0)
+    assert report["successes"] >= 48, report

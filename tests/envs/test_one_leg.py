@@ -13,9 +13,12 @@ from dppo_robot.envs import TaskConfig, default_task_config, list_tasks, make_en
 from dppo_robot.envs.one_leg import geometry as G
 from dppo_robot.envs.one_leg import phases as P
 from dppo_robot.envs.one_leg.controller import (
+    ARM_INERTIA,
+    ARM_KP,
+    ARM_KV,
     SITE_TO_EE,
     matrix_to_rot6d,
-    osc_input,
+    parse_action,
     rot6d_to_matrix,
     site_to_ee,
 )
@@ -67,14 +70,16 @@ def test_rot6d_and_action_mapping():
     np.testing.assert_allclose(site_to_ee(np.eye(3))[:, 1], [1, 0, 0])
     np.testing.assert_allclose(site_to_ee(np.eye(3))[:, 2], [0, 0, 1])
     a = np.concatenate([[2.0, 0.0, -1.0], matrix_to_rot6d(R[3]), [3.0]])
-    u = osc_input(a)
-    np.testing.assert_allclose(u[:3], [G.EE_POS_LIMITS[0, 1], 0.0, G.EE_POS_LIMITS[2, 0]])  # clipped to limits
-    np.testing.assert_allclose(Rotation.from_rotvec(u[3:6]).as_matrix(), R[3] @ SITE_TO_EE.T, atol=1e-9)
-    assert u[6] == 1.0
+    pos, R_site, grip = parse_action(a)
+    np.testing.assert_allclose(pos, [G.EE_POS_LIMITS[0, 1], 0.0, G.EE_POS_LIMITS[2, 0]])  # clipped to limits
+    np.testing.assert_allclose(R_site, R[3] @ SITE_TO_EE.T, atol=1e-9)
+    assert grip == 1.0
+    for raw in rng.normal(0, 1, (20, 10)):  # any 6D values: the fast decode is rot6d_to_matrix's maths
+        np.testing.assert_allclose(parse_action(raw)[1], rot6d_to_matrix(raw[3:9]) @ SITE_TO_EE.T, atol=1e-12)
     with pytest.raises(ValueError, match="10 values"):
-        osc_input(np.zeros(7))
+        parse_action(np.zeros(7))
     with pytest.raises(ValueError, match="non-finite"):
-        osc_input(np.full(10, np.nan))
+        parse_action(np.full(10, np.nan))
 
 
 @pytest.mark.parametrize("level", ["low", "med"])
@@ -111,8 +116,12 @@ def test_reset_places_the_sampled_start(env):
         np.testing.assert_allclose(parts[i, 3:], q, atol=1e-5)
     np.testing.assert_allclose(parts[5, :3], start.obstacle_pos, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(parts[:, 3:], axis=1), 1.0, atol=1e-5)
+    poses = [e.part_pose_world(i) for i in range(len(G.PART_NAMES))] + [e.obstacle_pose_world()]
+    for i, (p, R) in enumerate(poses):  # the vectorised quaternions are the frame maths of geometry.py
+        p_tag, R_tag = e.world_to_tag(p, R)
+        np.testing.assert_allclose(parts[i], np.concatenate([p_tag, G.mat_to_quat_xyzw(R_tag)]), atol=1e-6)
     assert np.all(parts[:, 6] >= 0)  # w >= 0
-    q = e.sim.data.qpos[e.robot._ref_joint_pos_indexes]
+    q = e.data.qpos[e.scene.arm_qpos_adr]
     np.testing.assert_allclose(q, start.joints, atol=1e-9)
     pos, R = e.ee_pose()
     np.testing.assert_allclose(obs[:3], pos, atol=1e-6)
@@ -141,10 +150,78 @@ def test_same_seed_same_episode(env):
     assert not np.array_equal(a[0], episode(12)[0])
 
 
+def test_arm_is_driven_by_mujoco_joint_impedance_actuators(env):
+    """The model's arm actuators are the documented joint impedance, gravity compensated by MuJoCo."""
+    e = env.unwrapped
+    m, d, substeps = e.physics_handles()
+    assert substeps == 50 and abs(m.opt.timestep * substeps - 0.1) < 1e-12
+    sc = e.scene
+    np.testing.assert_allclose(m.actuator_gainprm[sc.arm_act, 0], ARM_KP)
+    bias = np.stack([np.zeros(7), -np.array(ARM_KP), -np.array(ARM_KV)], 1)
+    np.testing.assert_allclose(m.actuator_biasprm[sc.arm_act, :3], bias)
+    assert np.all(m.actuator_trnid[sc.arm_act, 0] == [m.dof_jntid[a] for a in sc.arm_dof_adr])
+    assert np.all(m.jnt_actgravcomp[m.dof_jntid[sc.arm_dof_adr]] == 1)
+    arm_bodies = np.unique(m.dof_bodyid[sc.arm_dof_adr])
+    assert np.all(m.body_gravcomp[arm_bodies] == 1.0)
+    # the gains' inertias are the model's at FurnitureBench's reset joints
+    import mujoco
+
+    scratch = mujoco.MjData(m)
+    scratch.qpos[sc.arm_qpos_adr] = G.RESET_JOINTS
+    mujoco.mj_forward(m, scratch)
+    M = np.zeros((m.nv, m.nv))
+    mujoco.mj_fullM(m, M, scratch.qM)
+    np.testing.assert_allclose(np.diag(M)[sc.arm_dof_adr], ARM_INERTIA, rtol=0.01)
+
+
+def test_a_step_is_mujocos_own_step(env):
+    """Away from the thread, env.step = the IK's joint targets in ctrl, then raw mj_step over 50 substeps."""
+    import mujoco
+
+    env.reset(seed=7)
+    e = env.unwrapped
+    m, d, n = e.physics_handles()
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    before = np.empty(mujoco.mj_stateSize(m, spec))
+    mujoco.mj_getState(m, d, before, spec)
+    a = _hold(env)
+    a[:3] += [0.02, -0.01, 0.02]
+    a[9] = 1.0
+    env.step(a)
+    scratch = mujoco.MjData(m)
+    mujoco.mj_setState(m, scratch, before, spec)
+    scratch.ctrl[:] = d.ctrl  # the controls the step chose
+    mujoco.mj_forward(m, scratch)
+    mujoco.mj_step(m, scratch, nstep=n)
+    assert np.array_equal(scratch.qpos, d.qpos) and np.array_equal(scratch.qvel, d.qvel)
+    assert not np.array_equal(d.qpos, before[1 : 1 + m.nq])  # it moved
+
+
+def test_tracks_an_absolute_target(env):
+    """A 2.5 cm / 0.2 rad target is reached within 1 mm / 0.01 rad in 6 steps; holding does not drift."""
+    env.reset(seed=3)
+    e = env.unwrapped
+    hold = _hold(env)
+    for _ in range(3):
+        env.step(hold)
+    np.testing.assert_allclose(e.ee_pose()[0], hold[:3], atol=1e-4)
+    target = hold.copy()
+    target[:3] += [0.015, -0.01, 0.017]
+    R_goal = Rotation.from_rotvec([0.0, 0.0, 0.2]).as_matrix() @ rot6d_to_matrix(hold[3:9])
+    target[3:9] = matrix_to_rot6d(R_goal)
+    for _ in range(6):
+        obs, *_ = env.step(target)
+    pos, R = e.ee_pose()
+    assert np.linalg.norm(pos - target[:3]) < 1e-3, pos - target[:3]
+    assert np.linalg.norm(Rotation.from_matrix(R @ R_goal.T).as_rotvec()) < 0.01
+    np.testing.assert_allclose(obs[:3], pos, atol=1e-6)
+    assert np.linalg.norm(obs[9:12]) < 0.02  # settled: ee velocity small
+
+
 def test_thread_engages_and_screws_home(env):
     env.reset(seed=2)
     e = env.unwrapped
-    sc, d = e.scene, e.sim.data
+    sc, d = e.scene, e.data
     hold = _hold(env)
     hold[:3] += [0.0, 0.0, 0.1]  # keep the arm out of the way
     top_pos, top_R = e.part_pose_world(0)
@@ -156,7 +233,7 @@ def test_thread_engages_and_screws_home(env):
     adr = sc.part_qpos_adr[G.LEG_INDEX]
     x, y, z, w = G.mat_to_quat_xyzw(leg_R)
     d.qpos[adr : adr + 7] = [*leg_pos, w, x, y, z]
-    e.sim.forward()
+    sc.forward()
     for _ in range(6):  # falls onto the thread's first crest and engages
         _, r, term, _, info = env.step(hold)
     assert sc.thread_engaged and info["predicates"][3] and not info["success"] and r == 0.0
@@ -212,6 +289,8 @@ def test_pixel_observations():
             assert obs[k].shape == (3, 32, 32) and obs[k].dtype == np.uint8 and obs[k].std() > 0
         obs, *_ = env.step(_hold(env))
         assert obs["image_front"].shape == (3, 32, 32)
+        frame = env.unwrapped.render()
+        assert frame.shape == (256, 256, 3) and frame.dtype == np.uint8 and frame.std() > 0
     finally:
         env.close()
 

@@ -1,9 +1,10 @@
-"""FurnitureBench one_leg twin in robosuite / MuJoCo, registered as task "one_leg".
+"""FurnitureBench one_leg twin in MuJoCo (robosuite's Panda model), registered as task "one_leg".
 
 Importing this package registers the task without importing robosuite or MuJoCo (they load
 when an env is built). Modules: geometry (FurnitureBench dimensions, frames, reset sampling),
-scene (the robosuite environment and its MJCF), controller (10-D action -> OSC), phases (phase
-predicates), env (the gym env, IO spec and builder). Randomness level: TaskConfig.randomness
+scene (the MJCF and its native stepping, the thread), controller (10-D action -> IK joint
+target tracked by MuJoCo's joint impedance actuators), phases (phase predicates), env (the gym
+env, IO spec and builder). Randomness level: TaskConfig.randomness
 ("low" default, "med").
 """
 

@@ -34,6 +34,7 @@ LIFT_HEIGHT = 0.02
 INSERT_MIN_DEPTH = 0.002
 INSERT_MAX_LATERAL = 0.0035
 INSERT_MAX_TILT_DEG = 12.0
+_HOLE_LOCAL = np.array([-G.HOLE_OFFSET, G.TABLETOP_HALF_THICKNESS, -G.HOLE_OFFSET])  # leg4's hole mouth, tabletop frame
 
 
 @dataclass
@@ -52,11 +53,12 @@ class Snapshot:
     grasp_top: bool
     grasp_leg: bool
     thread_engaged: bool
+    stud_inside: bool | None = None  # stud_in_hole(...)[0] when already computed this step
 
 
 def hole_frame(top_pos: np.ndarray, top_R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """World position of leg4's hole mouth (centre of the boss top) and the hole axis (out of the hole)."""
-    local = np.array([-G.HOLE_OFFSET, G.TABLETOP_HALF_THICKNESS, -G.HOLE_OFFSET])
+    local = _HOLE_LOCAL
     return np.asarray(top_pos) + np.asarray(top_R) @ local, np.asarray(top_R)[:, 1]
 
 
@@ -66,7 +68,7 @@ def stud_in_hole(s: Snapshot) -> tuple[bool, float]:
     rel = s.stud_tip - mouth
     depth = -float(rel @ axis)
     lateral = float(np.linalg.norm(rel + depth * axis))
-    tilt = math.degrees(math.acos(float(np.clip(s.leg_rot[:, 1] @ axis, -1.0, 1.0))))
+    tilt = math.degrees(math.acos(min(max(float(s.leg_rot[:, 1] @ axis), -1.0), 1.0)))
     ok = depth >= INSERT_MIN_DEPTH and lateral <= INSERT_MAX_LATERAL and tilt <= INSERT_MAX_TILT_DEG
     return ok, depth
 
@@ -90,7 +92,7 @@ def predicates(s: Snapshot) -> list[bool]:
         s.grasp_top,
         tabletop_in_corner(s),
         s.grasp_leg and s.leg_pos[2] - s.leg_start_z > LIFT_HEIGHT,
-        s.thread_engaged or stud_in_hole(s)[0],
+        s.thread_engaged or (stud_in_hole(s)[0] if s.stud_inside is None else s.stud_inside),
         leg_screwed(s),
     )
     return [bool(v) for v in now]
