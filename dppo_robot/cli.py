@@ -25,6 +25,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("import-dppo",): ("dppo_robot.bundle.import_dppo", "turn a reference DPPO checkpoint into a policy bundle"),
     ("bundle", "info"): ("dppo_robot.bundle.info", "describe a policy bundle and verify its files"),
     ("bench", "train"): ("dppo_robot.bench.train_throughput", "env steps/s of the collector and PPO update samples/s"),
+    ("bench", "update"): ("dppo_robot.bench.update_vs_reference", "DPPO update samples/s vs the reference DPPO code"),
     ("bench", "node"): ("dppo_robot.bench.node_latency", "policy-node latency and tick jitter through Fast DDS"),
     ("bench", "inference"): ("dppo_robot.bench.inference", "time the DDIM/DDPM chain: torch vs ONNX Runtime"),
     ("calibrate", "intrinsics"): ("dppo_robot.calibration.commands.intrinsics", "intrinsics from ChArUco or RealSense"),

@@ -243,7 +243,8 @@ class DiffusionPolicy(nn.Module):
         net = self.actor if use_base_policy or self.actor_ft is None else self.actor_ft
         mean, logvar = self.p_mean_var(x_prev, i, cond, net, self.eta)
         std = torch.exp(0.5 * logvar).clamp(min=self.min_logprob_denoising_std)
-        return torch.distributions.Normal(mean, std).log_prob(x_next)
+        # no argument validation: it would cost a device sync per call on a GPU
+        return torch.distributions.Normal(mean, std, validate_args=False).log_prob(x_next)
 
     def chain_log_probs(self, cond: dict, chains: torch.Tensor, use_base_policy: bool = False) -> torch.Tensor:
         """Log-probs [B, K', Tp, Da] of every fine-tuned transition of chains [B, K'+1, Tp, Da]."""
