@@ -28,6 +28,9 @@ The returned loss already includes the coefficients: pg_loss + vf_coef * v_loss 
 bc_loss. The reference's entropy term for diffusion is -mean(eta), a constant unless eta is learned;
 with its ent_coef of 0 it is dropped here.
 
+dppo_backward computes the same gradient in row chunks of the minibatch (speed on the CPU; steps
+2-5 that need the whole minibatch are computed once over all of it).
+
 Deviation: with K' = 1 the reference divides 0 by 0 (NaN clip coefficient); here the single step
 uses clip_ploss_coef, as the reference's earlier full-chain version did.
 """

@@ -6,7 +6,8 @@ step) pairs over T*N*K', Gaussian ones env steps over T*N).
 Reference (irom-princeton/dppo agent/finetune/train_ppo_agent.py, train_ppo_diffusion_agent.py,
 train_ppo_gaussian_agent.py), reproduced by ppo_update:
 - update_epochs passes; each a fresh permutation cut into floor(total / batch_size) minibatches;
-- per minibatch: zero both optimizers' grads, backward the total loss, then, only when
+- per minibatch (update_minibatch): zero both optimizers' grads, backward the total loss (on the
+  CPU in cpu_chunk_rows row chunks, the same gradient), then, only when
   itr >= n_critic_warmup_itr, clip the actor's grad norm (if max_grad_norm is set; the critic is
   never clipped) and step the actor; the critic steps every minibatch;
 - early stop: after a minibatch's step, when target_kl is set and that minibatch's approx_kl
