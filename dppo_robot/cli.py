@@ -26,6 +26,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("bundle", "info"): ("dppo_robot.bundle.info", "describe a policy bundle and verify its files"),
     ("bundle", "seal"): ("dppo_robot.bundle.seal_command", "check a bundle's files and write its manifest digest"),
     ("bench", "train"): ("dppo_robot.bench.train_throughput", "env steps/s of the collector and PPO update samples/s"),
+    ("bench", "update"): ("dppo_robot.bench.update_vs_reference", "DPPO update samples/s vs the reference DPPO code"),
     ("bench", "node"): ("dppo_robot.bench.node_latency", "policy-node latency and tick jitter through Fast DDS"),
     ("bench", "inference"): ("dppo_robot.bench.inference", "time the DDIM/DDPM chain: torch vs ONNX Runtime"),
     ("bench", "trials"): ("dppo_robot.bench.trial_store", "time loading a JSONL trial store of N records"),

@@ -36,6 +36,14 @@ def map_cond(cond: dict, fn: Callable[[torch.Tensor], torch.Tensor]) -> dict:
     return {k: map_cond(v, fn) if isinstance(v, dict) else fn(v) for k, v in cond.items()}
 
 
+def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """N(0, I) on device, drawn on the generator's device when one is given (a CPU generator can
+    drive a GPU policy: evaluation noise is then the same on either device)."""
+    if generator is None or generator.device == device:
+        return torch.randn(shape, generator=generator, device=device)
+    return torch.randn(shape, generator=generator, device=generator.device).to(device)
+
+
 @dataclass
 class Sample:
     """actions [B, Tp, Da] (normalised); chain [B, K'+1, Tp, Da] when requested."""
@@ -78,6 +86,7 @@ class DiffusionPolicy(nn.Module):
         self.min_logprob_denoising_std = min_logprob_denoising_std
         self.ft_denoising_steps = 0
         self.register_buffer("step_t", torch.tensor(self.schedule.timesteps(), dtype=torch.long), persistent=False)
+        self._timesteps: list[int] = [int(t) for t in self.schedule.timesteps()]  # host copy: no device syncs
         if ft_denoising_steps:
             self.enable_finetuning(ft_denoising_steps)
 
@@ -128,7 +137,7 @@ class DiffusionPolicy(nn.Module):
         """
         s = self.schedule
         if isinstance(i, int):
-            t = self.step_t[i]
+            t = self._timesteps[i]
             t_vec = torch.full_like(x[:, 0, 0], float(t))
         else:
             t = self.step_t[i]
@@ -160,7 +169,7 @@ class DiffusionPolicy(nn.Module):
     def step_std(self, i: int, logvar: torch.Tensor, mode: SampleMode) -> torch.Tensor | None:
         """Sampling std of index i, or None when the step adds no noise."""
         if mode == "eval":
-            if self.use_ddim or int(self.step_t[i]) == 0:
+            if self.use_ddim or self._timesteps[i] == 0:
                 return None
             return torch.exp(0.5 * logvar).clamp(min=1e-3)
         return torch.exp(0.5 * logvar).clamp(min=self.min_sampling_denoising_std)
@@ -186,7 +195,7 @@ class DiffusionPolicy(nn.Module):
         b = state.shape[0]
         shape = (b, self.horizon_steps, self.action_dim)
         if x_T is None:
-            x_T = torch.randn(shape, generator=generator, device=state.device)
+            x_T = _randn(shape, generator, state.device)
         x = x_T
         kp = self.ft_denoising_steps
         if return_chain and kp == 0:
@@ -206,7 +215,7 @@ class DiffusionPolicy(nn.Module):
                 if step_noise is not None:
                     z = step_noise[:, i]
                 else:
-                    z = torch.randn(shape, generator=generator, device=state.device)
+                    z = _randn(shape, generator, state.device)
                 x = mean + std * z.clamp(-self.randn_clip_value, self.randn_clip_value)
             if self.final_action_clip_value is not None and i == self.n_steps - 1:
                 x = x.clamp(-self.final_action_clip_value, self.final_action_clip_value)
@@ -234,7 +243,8 @@ class DiffusionPolicy(nn.Module):
         net = self.actor if use_base_policy or self.actor_ft is None else self.actor_ft
         mean, logvar = self.p_mean_var(x_prev, i, cond, net, self.eta)
         std = torch.exp(0.5 * logvar).clamp(min=self.min_logprob_denoising_std)
-        return torch.distributions.Normal(mean, std).log_prob(x_next)
+        # no argument validation: it would cost a device sync per call on a GPU
+        return torch.distributions.Normal(mean, std, validate_args=False).log_prob(x_next)
 
     def chain_log_probs(self, cond: dict, chains: torch.Tensor, use_base_policy: bool = False) -> torch.Tensor:
         """Log-probs [B, K', Tp, Da] of every fine-tuned transition of chains [B, K'+1, Tp, Da]."""

@@ -260,7 +260,11 @@ class RolloutBuffer:
         adv, ret, val = self.advantages.flatten(), self.returns.flatten(), self.values.flatten()
         kp = self.ft_denoising_steps
         if self.is_diffusion:
-            chains, lps = self.chains.flatten(0, 1), self.logprobs.flatten(0, 1)
+            # pair tables [T*N*K', Tp, Da] indexed by p = step * K' + k: one contiguous row gather per
+            # minibatch instead of two-index gathers (same values)
+            prev = self.chains[:, :, :-1].reshape(self.n_samples, self.horizon_steps, self.action_dim)
+            nxt = self.chains[:, :, 1:].reshape(self.n_samples, self.horizon_steps, self.action_dim)
+            lps = self.logprobs.reshape(self.n_samples, self.horizon_steps, self.action_dim)
         else:
             actions, lps = self.actions.flatten(0, 1), self.logprobs.flatten(0, 1)
         for b in range(self.num_minibatches(batch_size)):
@@ -268,10 +272,10 @@ class RolloutBuffer:
             if self.is_diffusion:
                 step, k = inds // kp, inds % kp
                 extra = {
-                    "chains_prev": chains[step, k],
-                    "chains_next": chains[step, k + 1],
+                    "chains_prev": prev[inds],
+                    "chains_next": nxt[inds],
                     "denoising_idx": k,
-                    "old_logprobs": lps[step, k],
+                    "old_logprobs": lps[inds],
                 }
             else:
                 step = inds

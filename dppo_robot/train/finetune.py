@@ -32,6 +32,7 @@ from dppo_robot.rl.gaussian_ppo_loss import sample_gaussian
 from dppo_robot.rl.ppo_update import build_optimizers, ppo_update
 from dppo_robot.rl.returns import RunningRewardScaler
 from dppo_robot.rl.rollout_buffer import RolloutBuffer
+from dppo_robot.train.device import resolve_device
 from dppo_robot.train.evaluate import evaluate_torch_policy
 from dppo_robot.train.job_config import FinetuneConfig
 from dppo_robot.train.metrics_log import MetricsLog
@@ -76,6 +77,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
     cfg_dict = run.write_config(cfg, resuming)
     torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
     pre = load_checkpoint(cfg.checkpoint)
     pc = finetune_policy_config(pre.policy_config, cfg)
     spec = task_io_spec(cfg.task)
@@ -101,10 +103,13 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
         policy.load_state_dict(pre.ema if pre.ema is not None else pre.model)
     policy.eval()  # no dropout / augmentation while sampling; gradients still flow in updates
     critic = build_critic(pc, cfg.critic_dims, residual_style=cfg.critic_residual)
+    policy, critic = policy.to(device), critic.to(device)  # before the optimizers take their parameters
     opts = build_optimizers(policy, critic, cfg.ppo)
     T, N, K = cfg.n_steps, cfg.n_envs, (cfg.ft_denoising_steps if dppo else 0)
     img_shapes = {c.name: (3, c.height, c.width) for c in spec.cameras} or None
-    buf = RolloutBuffer(T, N, pc.obs_dim, pc.cond_steps, pc.horizon_steps, pc.action_dim, pc.act_steps, K, img_shapes)
+    buf = RolloutBuffer(
+        T, N, pc.obs_dim, pc.cond_steps, pc.horizon_steps, pc.action_dim, pc.act_steps, K, img_shapes, device=device
+    )
     scaler = RunningRewardScaler(N, gamma=cfg.ppo.reward_scale_gamma, clip=cfg.ppo.reward_scale_clip)
     log = MetricsLog(run.path, "train")
     eval_log = MetricsLog(run.path, "eval")
@@ -168,7 +173,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
                 buf.reset(torch.as_tensor(last_done, dtype=torch.float32))
                 ep_success, ep_return = [], []
                 for _ in range(T):
-                    cond = to_cond(obs)
+                    cond = to_cond(obs, device)  # one move per chunk step for all N envs
                     with torch.no_grad():
                         if dppo:
                             s = policy.sample(cond, "explore", return_chain=True)
@@ -176,7 +181,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
                         else:
                             actions = sample_gaussian(policy, cond, False, cfg.ppo.gaussian_randn_clip_value)
                             chunk, chain = actions, None
-                    obs, rew, term, trunc, infos = collector.step(chunk[:, : pc.act_steps].numpy())
+                    obs, rew, term, trunc, infos = collector.step(chunk[:, : pc.act_steps].cpu().numpy())
                     buf.add(cond, torch.as_tensor(rew), torch.as_tensor(term), torch.as_tensor(trunc), chain, actions)
                     env_steps += int(sum(i.get("steps", pc.act_steps) for i in infos))
                     for i, inf in enumerate(infos):
@@ -186,7 +191,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
                     last_done = term | trunc
                 t_collect = time.monotonic() - t0
                 with torch.no_grad():
-                    buf.finalize(policy, critic, to_cond(obs), cfg.ppo, scaler)
+                    buf.finalize(policy, critic, to_cond(obs, device), cfg.ppo, scaler)
                 stats = ppo_update(policy, critic, buf, opts, cfg.ppo, itr, gen)
                 opts.step_schedulers(itr, cfg.ppo.n_critic_warmup_itr)
                 row = {

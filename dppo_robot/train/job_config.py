@@ -13,6 +13,7 @@ from typing import Literal
 from dppo_robot.envs.task_config import TaskConfig
 from dppo_robot.model.policy_config import PolicyConfig
 from dppo_robot.rl.ppo_update import PPOConfig
+from dppo_robot.train.device import DeviceName, check_device
 from dppo_robot.train.rollout import CollectorSettings
 
 
@@ -54,6 +55,7 @@ class PretrainConfig:
     log_every: int = 100
     save_every: int = 2000
     torch_threads: int = 1
+    device: DeviceName = "cpu"  # where the network trains (auto: cuda if available); data stays on the CPU
     eval: EvalSettings = field(default_factory=EvalSettings)
 
     def validate(self) -> None:
@@ -65,6 +67,7 @@ class PretrainConfig:
             raise ValueError(f"min_lr {self.min_lr} must be <= lr {self.lr}")
         if self.log_every < 1 or self.save_every < 1 or self.ema_every < 1:
             raise ValueError("log_every, save_every and ema_every must be >= 1")
+        check_device(self.device)
 
 
 @dataclass
@@ -94,6 +97,7 @@ class FinetuneConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     save_every: int = 10  # iterations between checkpoints (the last one is always saved)
     torch_threads: int = 1
+    device: DeviceName = "cpu"  # policy, critic, buffer and updates (auto: cuda if available); envs stay on the CPU
     step_timeout_s: float = 120.0
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(every=10))
 
@@ -106,6 +110,7 @@ class FinetuneConfig:
             raise ValueError("collector.backend ray needs n_workers >= 1 (one env actor per worker)")
         if self.ft_denoising_steps < 1:
             raise ValueError("ft_denoising_steps (K') must be >= 1")
+        check_device(self.device)
 
 
 @dataclass

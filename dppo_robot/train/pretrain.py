@@ -23,6 +23,7 @@ from dppo_robot.envs.registry import task_io_spec
 from dppo_robot.model.diffusion import DiffusionPolicy
 from dppo_robot.model.policy_factory import build_policy
 from dppo_robot.rl.lr_schedule import CosineWarmupSchedule
+from dppo_robot.train.device import resolve_device
 from dppo_robot.train.ema import EMA
 from dppo_robot.train.evaluate import evaluate_torch_policy
 from dppo_robot.train.job_config import PretrainConfig
@@ -63,6 +64,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = True) -> Path:
     cfg_dict = run.write_config(cfg, resuming)
     torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.max_n_episodes)
     norm = load_normalization_npz(cfg.normalization)
     spec = task_io_spec(cfg.task)
@@ -79,7 +81,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = True) -> Path:
     ds = ChunkDataset(data, pc.cond_steps, pc.horizon_steps, use_images, pc.denoiser.img_cond_steps)
     cond_all, act_all = _windows(ds)
     n = act_all.shape[0]
-    policy = build_policy(pc, spec)
+    policy = build_policy(pc, spec).to(device)
     policy.train()
     # EMA updates run every ema_every steps; those before ema_start_step are plain copies
     ema = EMA(policy, cfg.ema_decay, start_step=max(0, -(-cfg.ema_start_step // cfg.ema_every) - 1))
@@ -132,10 +134,11 @@ def pretrain(cfg: PretrainConfig, resume: bool = True) -> Path:
     with JobProgress(f"pretrain {cfg.task.name}", cfg.train_steps, start=step, unit="step") as bar:
         while step < cfg.train_steps:
             idx = torch.randint(0, n, (min(cfg.batch_size, n),), generator=gen)
-            cond = {"state": cond_all["state"][idx]}
+            # windows stay on the CPU; each batch moves to the device once
+            cond = {"state": cond_all["state"][idx].to(device)}
             if "images" in cond_all:
-                cond["images"] = {c: v[idx] for c, v in cond_all["images"].items()}
-            loss = bc_loss(policy, cond, act_all[idx])
+                cond["images"] = {c: v[idx].to(device) for c, v in cond_all["images"].items()}
+            loss = bc_loss(policy, cond, act_all[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -143,10 +146,14 @@ def pretrain(cfg: PretrainConfig, resume: bool = True) -> Path:
             step += 1
             if step % cfg.ema_every == 0:
                 ema.update(policy)
-            losses.append(loss.item())
+            losses.append(loss.detach())  # no host sync per step (GPU); read at log time
             if step % cfg.log_every == 0 or step == cfg.train_steps:
                 dt = time.monotonic() - t_last
-                row = {"step": step, "loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"]}
+                row = {
+                    "step": step,
+                    "loss": float(np.mean(torch.stack(losses).cpu().numpy().astype(np.float64))),
+                    "lr": opt.param_groups[0]["lr"],
+                }
                 row["steps_per_s"] = len(losses) / max(dt, 1e-9)
                 log.log(row)
                 metrics.update(bc_loss=row["loss"])

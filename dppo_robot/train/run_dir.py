@@ -43,7 +43,9 @@ class RunDir:
         path = self.path / "config.yaml"
         if resume and path.is_file():
             old = yaml.safe_load(path.read_text())
-            diff = _diff(old, data, ignore={"n_itr", "train_steps", "collector"})
+            # run length, device and collector may change between sessions (a GPU run can continue on a
+            # CPU; where the envs run does not change the episodes)
+            diff = _diff(old, data, ignore={"n_itr", "train_steps", "collector", "device"})
             if diff:
                 raise ConfigError(
                     f"{path}: resuming with a different config ({', '.join(diff[:5])}); "
@@ -76,11 +78,14 @@ def rng_state() -> dict:
     """Global RNG states as plain data and tensors (loadable with torch.load(weights_only=True))."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
     py = random.getstate()
-    return {
+    out = {
         "python": [py[0], list(py[1]), py[2]],
         "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
     }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # a run on the GPU (device cuda / auto)
+        out["torch_cuda"] = torch.cuda.get_rng_state_all()
+    return out
 
 
 def set_rng_state(state: dict) -> None:
@@ -89,3 +94,5 @@ def set_rng_state(state: dict) -> None:
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
+    if "torch_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["torch_cuda"])
