@@ -336,6 +336,8 @@ def run_episode(
     exec_noise_std > 0 is DART (Laskey et al., 2017): the env executes the action plus Gaussian noise
     on every dimension but the last (the gripper of the arm tasks), the dataset records the demonstrator's clean
     action, so the data covers states off the demonstrator's path together with its corrections.
+    A demonstrator may scale that noise by stage (its exec_noise_scale(), e.g. less where millimetres
+    decide).
     """
     obs, _ = env.reset(seed=seed)
     demo.reset(env, rng)
@@ -351,7 +353,8 @@ def run_episode(
         actions.append(a)
         if exec_noise_std > 0:
             a = np.asarray(a, np.float32).copy()
-            a[:-1] = np.clip(a[:-1] + rng.normal(0.0, exec_noise_std, a.shape[0] - 1), -1.0, 1.0)
+            scale = demo.exec_noise_scale() if hasattr(demo, "exec_noise_scale") else 1.0
+            a[:-1] = np.clip(a[:-1] + rng.normal(0.0, exec_noise_std * scale, a.shape[0] - 1), -1.0, 1.0)
         obs, _, terminated, truncated, info = env.step(a)
         t += 1
         success = success or bool(info.get("success", False))

@@ -83,8 +83,27 @@ def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.eye(3) + vx + vx @ vx / (1.0 + c)
 
 
+# DART (collect-demos --exec-noise): executed-action noise relative to the requested std, per stage:
+# full in free space, halved near contacts, a fifth where millimetres decide (insertion, screwing).
+EXEC_NOISE_SCALE = {
+    **dict.fromkeys(
+        ("top_above", "top_up", "leg_above", "leg_lift", "leg_upright", "leg_back_off", "screw_above"), 1.0
+    ),
+    **dict.fromkeys(
+        ("top_down", "top_close", "top_push", "top_release", "leg_down", "leg_close", "leg_over_hole"), 0.5
+    ),
+    **dict.fromkeys(
+        ("leg_insert", "leg_release", "screw_down", "screw_close", "screw_turn", "screw_open", "screw_back"), 0.2
+    ),
+}
+
+
 class OneLegExpert:
     """Scripted one_leg demonstrator (see the module docstring). Use with make_env(one_leg config)."""
+
+    def exec_noise_scale(self) -> float:
+        """Multiplier of DART's executed-action noise in the current stage (EXEC_NOISE_SCALE)."""
+        return EXEC_NOISE_SCALE.get(self.stage, 1.0)
 
     def __init__(self, pos_noise: float = 0.0015, rot_noise: float = 0.015, max_step: float = 0.025) -> None:
         self.pos_noise = pos_noise
