@@ -370,6 +370,45 @@ def run_episode(
     }
 
 
+def _save_episode(ep_dir: Path, ep: int, r: dict[str, Any], rng: np.random.Generator) -> None:
+    """One finished episode, written atomically, with the generator state that follows it."""
+    import os
+
+    path = ep_dir / f"ep{ep:05d}.npz"
+    tmp = ep_dir / f".ep{ep:05d}.tmp.npz"
+    arrays = {k: r[k] for k in ("states", "actions") if r.get(k) is not None}
+    if r.get("images") is not None:
+        arrays["images"] = r["images"]
+    np.savez(tmp, success=r["success"], length=r["length"], rng_state=json.dumps(rng.bit_generator.state), **arrays)
+    os.replace(tmp, path)
+
+
+def _load_saved_episodes(ep_dir: Path, settings: dict[str, Any], n_episodes: int) -> list[dict[str, Any]]:
+    """Episodes 0..k-1 saved by an earlier run with the same settings (none if the settings differ)."""
+    ep_dir.mkdir(parents=True, exist_ok=True)
+    meta = ep_dir / "settings.json"
+    if meta.exists() and json.loads(meta.read_text()) != settings:
+        raise ValueError(
+            f"{ep_dir}: saved episodes were collected with {meta.read_text().strip()}, not {json.dumps(settings)}; "
+            "use another --out or remove that folder"
+        )
+    meta.write_text(json.dumps(settings))
+    out: list[dict[str, Any]] = []
+    for ep in range(n_episodes):
+        path = ep_dir / f"ep{ep:05d}.npz"
+        if not path.exists():
+            break
+        with np.load(path) as z:
+            out.append(
+                {
+                    "states": z["states"], "actions": z["actions"],
+                    "images": z.get("images"), "success": bool(z["success"]),
+                    "length": int(z["length"]), "rng_state": str(z["rng_state"]),
+                }
+            )  # fmt: skip
+    return out
+
+
 def collect_demos(
     task_cfg: TaskConfig,
     n_episodes: int,
@@ -401,9 +440,27 @@ def collect_demos(
     kept: list[dict[str, Any]] = []
     successes, lengths = 0, []
     t0 = time.monotonic()
+    # nothing lost on a crash: each episode is saved as it ends (with the generator's state after it),
+    # and a rerun with the same settings continues after the last saved episode
+    ep_dir = out / "episodes"
+    settings = {
+        "task": task_cfg.name, "seed": seed, "keep": keep, "exec_noise_std": exec_noise_std,
+        "post_success_steps": post_success_steps, "cameras": list(task_cfg.cameras),
+    }  # fmt: skip
+    done = _load_saved_episodes(ep_dir, settings, n_episodes)
+    if done and progress:
+        print(f"[collect_demos] resuming after {len(done)} saved episodes in {ep_dir}", flush=True)
+    for r in done:
+        successes += int(r["success"])
+        lengths.append(r["length"])
+        if keep == "all" or r["success"]:
+            kept.append(r)
+    if done:
+        rng.bit_generator.state = json.loads(str(done[-1]["rng_state"]))
     try:
-        for ep in range(n_episodes):
+        for ep in range(len(done), n_episodes):
             r = run_episode(env, demo, int(seeds[ep]), rng, post_success_steps, exec_noise_std)
+            _save_episode(ep_dir, ep, r, rng)
             successes += int(r["success"])
             lengths.append(r["length"])
             if keep == "all" or r["success"]:

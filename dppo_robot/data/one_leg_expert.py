@@ -77,8 +77,10 @@ def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Smallest rotation taking unit vector a to unit vector b."""
     a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
     v, c = np.cross(a, b), float(a @ b)
-    if c < -1 + 1e-9:
-        raise ValueError("opposite vectors")
+    if c < -1 + 1e-6:  # opposite (a leg upside down): half a turn about any axis perpendicular to a
+        n = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
+        n /= np.linalg.norm(n)
+        return 2.0 * np.outer(n, n) - np.eye(3)
     vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
     return np.eye(3) + vx + vx @ vx / (1.0 + c)
 

@@ -147,3 +147,21 @@ def test_collect_pixels(tmp_path):
     obs, act = ChunkDataset(ds, 1, 4, use_images=True)[0]
     assert obs["images"]["a"].unique().tolist() == [7] and obs["images"]["b"].unique().tolist() == [9]
     assert obs["state"].shape == (1, 4) and act.shape == (4, 2)
+
+
+def test_collection_resumes_after_a_crash_and_equals_an_uninterrupted_one(tmp_path):
+    """Each episode is saved as it ends; a rerun continues after the last one (nothing lost on a crash)."""
+    from dppo_robot.data.dataset import load_dataset
+    from dppo_robot.data.demonstrators import collect_demos
+    from dppo_robot.envs import default_task_config
+
+    cfg = default_task_config("reach2d")
+    collect_demos(cfg, 5, 3, tmp_path / "whole", keep="all", progress=False, exec_noise_std=0.1)
+    collect_demos(cfg, 2, 3, tmp_path / "cut", keep="all", progress=False, exec_noise_std=0.1)  # "crashed" after 2
+    assert len(list((tmp_path / "cut" / "episodes").glob("ep*.npz"))) == 2
+    collect_demos(cfg, 5, 3, tmp_path / "cut", keep="all", progress=False, exec_noise_std=0.1)
+    a, b = load_dataset(tmp_path / "whole" / "train.npz"), load_dataset(tmp_path / "cut" / "train.npz")
+    assert np.array_equal(a.states, b.states) and np.array_equal(a.actions, b.actions)
+    assert np.array_equal(a.traj_lengths, b.traj_lengths)
+    with pytest.raises(ValueError, match="saved episodes were collected with"):
+        collect_demos(cfg, 5, 4, tmp_path / "cut", keep="all", progress=False)  # other seed, same folder

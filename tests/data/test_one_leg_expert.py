@@ -100,3 +100,15 @@ def test_expert_success_rate_50():
     """The expert succeeds in >= 95% of 50 low-randomness episodes (the demonstrations DPPO starts from)."""
     report = measure_expert(default_task_config("one_leg"), 50, seed=0)
     assert report["successes"] >= 48, report
+
+
+def test_rotation_between_handles_opposite_vectors():
+    """A leg upside down asks for a half turn (it raised 'opposite vectors' and killed a 300-episode collection)."""
+    from dppo_robot.data.one_leg_expert import rotation_between
+
+    rng = np.random.default_rng(0)
+    for a in [np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0]), rng.normal(size=3)]:
+        for b in (-a, -a + 1e-9 * rng.normal(size=3), rng.normal(size=3)):
+            R = rotation_between(a, b)
+            assert np.allclose(R @ R.T, np.eye(3), atol=1e-9) and np.isclose(np.linalg.det(R), 1.0)
+            assert np.allclose(R @ (a / np.linalg.norm(a)), b / np.linalg.norm(b), atol=1e-6)
