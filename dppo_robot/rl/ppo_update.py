@@ -56,13 +56,18 @@ class PPOConfig:
     update_epochs: int = 10  # passes over the iteration's data (5 furniture)
     batch_size: int = 7500  # minibatch size: (env step x denoising step) pairs for DPPO (10000 square, 8800 furniture)
     logprob_batch_size: int = 10000  # env steps per chunk when computing old log-probs / values
-    actor_lr: float = 1e-5
+    actor_lr: float = 1e-4  # reference robomimic lift/can/square (1e-5 furniture)
     actor_weight_decay: float = 0.0
     actor_lr_scheduler: LRScheduleConfig = field(default_factory=lambda: LRScheduleConfig(min_lr=1e-5))
     critic_lr: float = 1e-3
     critic_weight_decay: float = 0.0
     critic_lr_scheduler: LRScheduleConfig = field(default_factory=lambda: LRScheduleConfig(min_lr=1e-3))
     n_critic_warmup_itr: int = 2  # iterations that update only the critic (1 furniture)
+    # Not in the reference: also keep the actor still until the critic's explained variance on the
+    # iteration's data reaches this (null: the count alone, as the reference), for at most
+    # max_critic_warmup_itr iterations; see dppo_robot.rl.critic_warmup.
+    critic_warmup_ev_threshold: float | None = None
+    max_critic_warmup_itr: int | None = None
     target_kl: float | None = 1.0  # stop the iteration's updates once a minibatch's approx_kl exceeds it
     max_grad_norm: float | None = None  # actor grad-norm clipping (off in the reference)
     # returns
@@ -108,6 +113,9 @@ class PPOConfig:
             raise ValueError("clip_ploss_coef and clip_ploss_coef_base must be > 0")
         if self.n_critic_warmup_itr < 0:
             raise ValueError("n_critic_warmup_itr must be >= 0")
+        from dppo_robot.rl.critic_warmup import CriticWarmup
+
+        CriticWarmup(self.n_critic_warmup_itr, self.critic_warmup_ev_threshold, self.max_critic_warmup_itr)
         if self.reward_horizon is not None and self.reward_horizon < 1:
             raise ValueError("reward_horizon must be >= 1 (or null for Ta)")
         if self.cpu_chunk_rows < 0:
@@ -130,9 +138,10 @@ class PPOOptimizers:
     actor_schedule: CosineWarmupSchedule
     critic_schedule: CosineWarmupSchedule
 
-    def step_schedulers(self, itr: int, n_critic_warmup_itr: int) -> None:
-        """End of iteration itr (training or evaluation): the actor's schedule only after warm-up."""
-        if itr >= n_critic_warmup_itr:
+    def step_schedulers(self, itr: int, n_critic_warmup_itr: int, actor_active: bool | None = None) -> None:
+        """End of iteration itr (training or evaluation): the actor's schedule only after warm-up
+        (actor_active when a warm-up gate decides it, else itr >= n_critic_warmup_itr)."""
+        if (itr >= n_critic_warmup_itr) if actor_active is None else actor_active:
             self.actor_schedule.step()
         self.critic_schedule.step()
 
@@ -276,14 +285,18 @@ def ppo_update(
     itr: int,
     generator: torch.Generator | None = None,
     base_policy: nn.Module | None = None,
+    update_actor: bool | None = None,
 ) -> dict[str, float]:
     """One iteration's PPO updates over a finalized buffer (see the module docstring).
+
+    update_actor: whether the actor steps this iteration (rl.critic_warmup decides it in fine-tuning);
+    None keeps the reference's rule itr >= n_critic_warmup_itr.
 
     Returns the minibatch statistics averaged over the minibatches run, plus approx_kl_last,
     n_minibatches, epochs (started), early_stopped, actor_updated and explained_variance
     (1 - Var(returns - values) / Var(returns), the reference's diagnostic).
     """
-    actor_step = itr >= cfg.n_critic_warmup_itr
+    actor_step = itr >= cfg.n_critic_warmup_itr if update_actor is None else update_actor
     sums: dict[str, float] = {}
     n_mb = 0
     epochs = 0

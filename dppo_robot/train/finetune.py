@@ -28,6 +28,7 @@ from dppo_robot.checkpoint import PolicyCheckpoint, load_checkpoint, save_checkp
 from dppo_robot.envs.registry import task_io_spec
 from dppo_robot.model.policy_config import PolicyConfig
 from dppo_robot.model.policy_factory import build_critic, build_policy
+from dppo_robot.rl.critic_warmup import CriticWarmup, explained_variance
 from dppo_robot.rl.gaussian_ppo_loss import sample_gaussian
 from dppo_robot.rl.ppo_update import build_optimizers, ppo_update
 from dppo_robot.rl.returns import RunningRewardScaler
@@ -114,6 +115,9 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
     log = MetricsLog(run.path, "train")
     eval_log = MetricsLog(run.path, "eval")
     start, env_steps, metrics = 0, 0, {}
+    warmup = CriticWarmup(
+        cfg.ppo.n_critic_warmup_itr, cfg.ppo.critic_warmup_ev_threshold, cfg.ppo.max_critic_warmup_itr
+    )
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     if resuming:
         ck = load_checkpoint(run.last)
@@ -124,6 +128,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
         set_rng_state(ck.extra["rng"])
         gen.set_state(ck.extra["minibatch_rng"])
         start, env_steps, metrics = ck.step, ck.extra["env_steps"], dict(ck.metrics)
+        if "critic_warmup" in ck.extra:  # checkpoints before the gate: it re-decides by its rule
+            warmup.load_state_dict(ck.extra["critic_warmup"])
         log.truncate_after(start)
         eval_log.truncate_after(start)
 
@@ -143,6 +149,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
                 "rng": rng_state(),
                 "minibatch_rng": gen.get_state(),
                 "env_steps": env_steps,
+                "critic_warmup": warmup.state_dict(),
             },
         )
         save_checkpoint(ck, run.last)
@@ -192,8 +199,10 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
                 t_collect = time.monotonic() - t0
                 with torch.no_grad():
                     buf.finalize(policy, critic, to_cond(obs, device), cfg.ppo, scaler)
-                stats = ppo_update(policy, critic, buf, opts, cfg.ppo, itr, gen)
-                opts.step_schedulers(itr, cfg.ppo.n_critic_warmup_itr)
+                ev_before = explained_variance(buf.values.cpu().numpy(), buf.returns.cpu().numpy())
+                actor_on = warmup.actor_active(itr, ev_before)
+                stats = ppo_update(policy, critic, buf, opts, cfg.ppo, itr, gen, update_actor=actor_on)
+                opts.step_schedulers(itr, cfg.ppo.n_critic_warmup_itr, actor_on)
                 row = {
                     "itr": itr + 1,
                     "env_steps": env_steps,
@@ -204,6 +213,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
                     "collect_s": t_collect,
                     "update_s": time.monotonic() - t0 - t_collect,
                     "actor_lr": opts.actor.param_groups[0]["lr"],
+                    "critic_ev_before_update": ev_before,  # the warm-up gate's input (rl.critic_warmup)
                     **{k: v for k, v in stats.items() if isinstance(v, int | float)},
                 }
                 log.log(row)

@@ -81,7 +81,9 @@ class FinetuneConfig:
     seed: int = 0
     n_itr: int = 100  # PPO iterations
     n_envs: int = 50  # parallel training envs (N)
-    n_steps: int = 75  # chunk steps per env per iteration (T); lift: 300 env steps / Ta 4
+    # chunk steps per env per iteration (T), as the reference's n_steps counts them: env steps per
+    # iteration = n_envs * n_steps * Ta (reference lift 50 x 300 x 4 = 60,000; square 50 x 400 x 4)
+    n_steps: int = 300
     n_workers: int = 2  # env worker processes, or Ray actors with collector.backend ray (0: in the main process)
     collector: CollectorSettings = field(default_factory=CollectorSettings)  # process pool here, or Ray
     reset_at_iteration: bool = True  # every iteration starts fresh episodes (reference default)
@@ -90,7 +92,7 @@ class FinetuneConfig:
     min_sampling_denoising_std: float = 0.1  # exploration std floor (0.04 furniture)
     min_logprob_denoising_std: float = 0.1
     randn_clip_value: float = 3.0
-    final_action_clip_value: float | None = 1.0
+    final_action_clip_value: float | None = None  # reference: none (a clamp before the log-prob pins samples)
     # critic V(s): residual MLP with Mish as the reference
     critic_dims: list[int] = field(default_factory=lambda: [256, 256, 256])
     critic_residual: bool = True
