@@ -406,7 +406,10 @@ def load_hydra_config(path: str | Path, notes: list[str] | None = None) -> dict[
         raise HydraConfigError(f"{source}: invalid YAML config: {_first_line(e)}") from None
     if not isinstance(raw, DictConfig):
         raise HydraConfigError(f"{source}: expected a mapping at the top level, got a list")
-    defaults = raw.get("defaults") if "defaults" in raw else None
+    try:  # read without resolving: `defaults: ${x}` must not resolve here
+        defaults = OmegaConf.to_container(raw, resolve=False).get("defaults")
+    except OmegaConfBaseException as e:
+        raise HydraConfigError(f"{source}: cannot read config: {_first_line(e)}") from None
     if defaults is not None:
         items = OmegaConf.to_container(defaults, resolve=False) if OmegaConf.is_config(defaults) else defaults
         others = [d for d in (items if isinstance(items, list) else [items]) if d != "_self_"]
@@ -415,9 +418,9 @@ def load_hydra_config(path: str | Path, notes: list[str] | None = None) -> dict[
                 f"{source}: defaults list {others} ignored (Hydra composition is not supported; "
                 "pass the saved flat config of the run, .hydra/config.yaml)"
             )
-        raw.pop("defaults")
+        del raw["defaults"]
     if "hydra" in raw:
-        raw.pop("hydra")
+        del raw["hydra"]
     try:
         plain = OmegaConf.to_container(raw, resolve=False)
     except OmegaConfBaseException as e:

@@ -62,3 +62,17 @@ def test_ordinary_references_still_resolve(tmp_path):
     path = tmp_path / "ok.yaml"
     path.write_text("obs_dim: 3\ncond_steps: 2\nflat: ${eval:'${obs_dim} * ${cond_steps}'}\nm:\n  a: 1\n  b: ${.a}\n")
     assert load_hydra_config(path) == {"obs_dim": 3, "cond_steps": 2, "flat": 6, "m": {"a": 1, "b": 1}}
+
+
+def test_defaults_given_as_an_interpolation_is_a_one_line_error_or_ignored(tmp_path):
+    """Found by the fuzz test: `defaults: '${0}'` escaped as omegaconf's InterpolationKeyError."""
+    from dppo_robot.bundle.hydra_config import HydraConfigError, load_hydra_config
+
+    p = tmp_path / "cfg.yaml"
+    p.write_text("defaults: '${0}'\nseed: 1\n")
+    try:
+        out = load_hydra_config(p)
+    except HydraConfigError as e:
+        assert str(p) in str(e) and "\n" not in str(e)
+    else:
+        assert out["seed"] == 1
