@@ -192,6 +192,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="lift", help="task of the collector benchmark (default lift)")
     parser.add_argument("--workers", nargs="+", type=int, default=[0, 1, 2, 4], help="worker counts (0: in-process)")
     parser.add_argument("--n-envs", type=int, default=8, help="envs of the collector benchmark")
+    parser.add_argument(
+        "--backends",
+        nargs="*",
+        default=["process", "ray"],
+        help="collector backends compared at 1 and 2 workers (default process ray; ray needs dppo-robot[ray])",
+    )
+    parser.add_argument("--update-batch", type=int, default=10_000, help="PPO minibatch (reference robomimic: 10000)")
     parser.add_argument("--chunks", type=int, default=40, help="timed chunk steps per collector row")
     parser.add_argument("--update-configs", nargs="+", default=["square_mlp", "one_leg_mlp"])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
@@ -209,10 +216,15 @@ def run(args: argparse.Namespace) -> int:
     for w in args.workers:
         print(f"collector {args.task}: {args.n_envs} envs, {w} workers ...", flush=True)
         rows.append(collector_rate(args.task, args.n_envs, w, 2 if quick else args.chunks))
+    if args.backends:
+        print(f"collector backends {args.backends} on {args.task}: 1 and 2 workers ...", flush=True)
+        chunks = 2 if quick else args.chunks
+        rows += collector_backend_rows(args.task, args.n_envs, chunks, (1, 2), tuple(args.backends))
     for name in args.update_configs:
         for th in args.threads:
             print(f"ppo_update {name}: {th} threads ...", flush=True)
-            n_envs, n_steps, batch, epochs = (2, 2, 20, 1) if quick else (10, 20, 1000, 2)
+            # 50 envs x 40 steps x K' samples: at least one minibatch of --update-batch for K' >= 5
+            n_envs, n_steps, batch, epochs = (2, 2, 20, 1) if quick else (50, 40, args.update_batch, 1)
             rows.append(update_rate(name, n_envs, n_steps, batch, epochs, th))
     doc = {
         "machine": {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(), "torch": torch.__version__},
@@ -237,8 +249,8 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         if r["kind"] == "env_step":
             continue
-        if r["kind"] == "collector":
-            what = f"{r['task']}, {r['n_envs']} envs"
+        if r["kind"] in ("collector", "collector_backend"):
+            what = f"{r['task']}, {r['n_envs']} envs" + (f", {r['backend']}" if "backend" in r else "")
             print(
                 f"| collector | {what} | {r['workers']} workers | {r['env_steps_per_s']} env steps/s | "
                 f"{r['other_load_cores']} |"

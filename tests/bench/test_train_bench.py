@@ -13,6 +13,8 @@ def test_quick_train_bench(tmp_path):
     args = p.parse_args(
         [
             "--quick",
+            "--backends",
+            "process",
             "--step-tasks",
             "lift",
             "--task",
@@ -29,6 +31,8 @@ def test_quick_train_bench(tmp_path):
     assert bench.run(args) == 0
     doc = json.loads(out.read_text())
     coll = [r for r in doc["rows"] if r["kind"] == "collector"]
+    backend = [r for r in doc["rows"] if r["kind"] == "collector_backend"]
+    assert [(r["backend"], r["workers"]) for r in backend] == [("process", 1), ("process", 2)]
     upd = [r for r in doc["rows"] if r["kind"] == "ppo_update"]
     (step,) = [r for r in doc["rows"] if r["kind"] == "env_step"]
     assert step["task"] == "lift" and step["env_steps"] == 20 and step["substeps_per_step"] == 25  # 20 Hz over 2 ms
