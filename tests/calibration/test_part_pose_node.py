@@ -62,7 +62,9 @@ def _policy_config(layout):
     for i, part in enumerate(layout.published()):
         cfg.policy.obs += [ObsSource(f"{part}_pos", "part_poses", "position", index=i),
                            ObsSource(f"{part}_quat", "part_poses", "quat_xyzw", index=i)]  # fmt: skip
-    cfg.policy.max_age_s = {"part_poses": 0.4}
+    # generous: this test checks the wiring (poses into the right slices), not latency; AprilTag
+    # detection on a loaded 2-core machine took 1.4 s and made the policy hold ("inputs stale")
+    cfg.policy.max_age_s = {"part_poses": 5.0}
     return cfg
 
 
