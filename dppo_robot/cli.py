@@ -55,6 +55,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("dppo_robot.calibration.errors", "CalibrationError"),
         ("dppo_robot.deploy.camera", "CameraError"),
         ("dppo_robot.sim2real.stats", "StatsError"),
+        ("dppo_robot.train.divergence", "TrainingDivergedError"),
     ):
         with contextlib.suppress(ImportError, AttributeError):
             errors.append(getattr(importlib.import_module(mod), name))

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dppo_robot.checkpoint import PolicyCheckpoint, load_checkpoint, save_checkpoint
+from dppo_robot.checkpoint import PolicyCheckpoint, load_checkpoint, load_weights, save_checkpoint
 from dppo_robot.envs.registry import task_io_spec
 from dppo_robot.model.policy_config import PolicyConfig
 from dppo_robot.model.policy_factory import build_critic, build_policy
@@ -34,6 +34,7 @@ from dppo_robot.rl.ppo_update import build_optimizers, ppo_update
 from dppo_robot.rl.returns import RunningRewardScaler
 from dppo_robot.rl.rollout_buffer import RolloutBuffer
 from dppo_robot.train.device import resolve_device
+from dppo_robot.train.divergence import check_loss, check_weights
 from dppo_robot.train.evaluate import evaluate_torch_policy
 from dppo_robot.train.job_config import FinetuneConfig
 from dppo_robot.train.metrics_log import MetricsLog
@@ -120,9 +121,9 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
     )
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     if resuming:
-        ck = load_checkpoint(run.last)
-        policy.load_state_dict(ck.model)
-        critic.load_state_dict(ck.critic)
+        ck = load_checkpoint(run.last, job="finetune", policy_config=pc)  # a wrong-kind last.pt: one line
+        load_weights(policy, ck.model, run.last, "model")
+        load_weights(critic, ck.critic, run.last, "critic")
         opts.load_state_dict(ck.extra["optimizers"])
         scaler.load_state_dict(ck.extra["reward_scaler"])
         set_rng_state(ck.extra["rng"])
@@ -222,7 +223,11 @@ def finetune(cfg: FinetuneConfig, resume: bool = True, stop_after_itr: int | Non
                 done = itr + 1
                 if cfg.eval.every and (done % cfg.eval.every == 0 or done == cfg.n_itr):
                     evaluate(done)
-                if done % cfg.save_every == 0 or done == cfg.n_itr or done == stop_after_itr:
+                for key in ("pg_loss", "v_loss", "loss"):
+                    if key in row:
+                        check_loss(float(row[key]), key, done, run.path)
+                if done == 1 or done % cfg.save_every == 0 or done == cfg.n_itr or done == stop_after_itr:
+                    check_weights({"policy": policy, "critic": critic}, done, run.path)
                     save(done)
                 if stop_after_itr is not None and done >= stop_after_itr:
                     break

@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dppo_robot.checkpoint import PolicyCheckpoint, load_checkpoint, save_checkpoint
+from dppo_robot.checkpoint import PolicyCheckpoint, load_checkpoint, load_weights, save_checkpoint
 from dppo_robot.data.dataset import ChunkDataset, load_dataset, load_normalization_npz
 from dppo_robot.envs.registry import task_io_spec
 from dppo_robot.model.diffusion import DiffusionPolicy
 from dppo_robot.model.policy_factory import build_policy
 from dppo_robot.rl.lr_schedule import CosineWarmupSchedule
 from dppo_robot.train.device import resolve_device
+from dppo_robot.train.divergence import check_loss, check_weights
 from dppo_robot.train.ema import EMA
 from dppo_robot.train.evaluate import evaluate_torch_policy
 from dppo_robot.train.job_config import PretrainConfig
@@ -48,6 +49,9 @@ def _windows(ds: ChunkDataset) -> tuple[dict, torch.Tensor]:
     else:
         cond = {"state": torch.stack([o for o, _ in items])}
     return cond, actions
+
+
+FIRST_CHECKPOINT_STEP = 200  # an early first checkpoint, whatever save_every says
 
 
 def bc_loss(policy: torch.nn.Module, cond: dict, actions: torch.Tensor) -> torch.Tensor:
@@ -94,8 +98,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = True) -> Path:
     eval_log = MetricsLog(run.path, "eval", step_key="step")
     step = 0
     if resuming:
-        ck = load_checkpoint(run.last)
-        policy.load_state_dict(ck.model)
+        ck = load_checkpoint(run.last, job="pretrain", policy_config=pc)  # a wrong-kind last.pt: one line
+        load_weights(policy, ck.model, run.last, "model")
         ema.load_state_dict(ck.extra["ema_state"])
         opt.load_state_dict(ck.extra["optimizer"])
         sched.load_state_dict(ck.extra["schedule"])
@@ -156,6 +160,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = True) -> Path:
                 }
                 row["steps_per_s"] = len(losses) / max(dt, 1e-9)
                 log.log(row)
+                check_loss(row["loss"], "the BC loss", step, run.path)
                 metrics.update(bc_loss=row["loss"])
                 t_last, losses = time.monotonic(), []
                 bar.update(step, f"loss {row['loss']:.4f}")
@@ -166,7 +171,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = True) -> Path:
                 eval_log.log({"step": step, **{k: v for k, v in s.items() if not isinstance(v, list)}})
                 metrics.update(eval_success_rate=s["success_rate"], eval_success_ci95=s["success_ci95"])
                 bar.note(f"step {step}: eval success {res.success}")
-            if step % cfg.save_every == 0 or step == cfg.train_steps:
+            first = step == min(cfg.save_every, FIRST_CHECKPOINT_STEP)  # a kill early keeps some work
+            if first or step % cfg.save_every == 0 or step == cfg.train_steps:
+                check_weights({"model": policy, "ema": ema.model}, step, run.path)
                 save(run.last, metrics)
                 if step == cfg.train_steps or step % (cfg.save_every * 5) == 0:
                     save(run.snapshot(step), metrics)

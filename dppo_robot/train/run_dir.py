@@ -41,16 +41,21 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         data = to_dict(cfg)
         path = self.path / "config.yaml"
-        if resume and path.is_file():
+        if path.is_file():
             old = yaml.safe_load(path.read_text())
             # run length, device and collector may change between sessions (a GPU run can continue on a
             # CPU; where the envs run does not change the episodes)
             diff = _diff(old, data, ignore={"n_itr", "train_steps", "collector", "device"})
-            if diff:
+            if diff:  # a run directory belongs to one config, checkpointed or not
+                what = "resuming" if resume else "this run_dir holds a run of another config"
                 raise ConfigError(
-                    f"{path}: resuming with a different config ({', '.join(diff[:5])}); "
+                    f"{path}: {what} with a different config ({', '.join(diff[:5])}); "
                     "use a new run_dir or the original config"
                 )
+        if not resume:  # nothing to resume: the log starts clean (no rows of an earlier attempt)
+            for old_log in [*self.path.glob("train.*"), *self.path.glob("eval.*")]:
+                if old_log.suffix in (".csv", ".jsonl", ".png"):
+                    old_log.unlink()
         path.write_text(
             "# resolved config of this run (written by dppo_robot)\n" + yaml.safe_dump(data, sort_keys=False)
         )
