@@ -54,10 +54,12 @@ def _configs(tmp_path, scene):
 
 
 def _policy_config(layout):
-    from dppo_robot.deploy.config import DeployConfig, ObsSource
+    from dppo_robot.deploy.config import ActionMapping, DeployConfig, ObsSource
 
     cfg = DeployConfig()
     cfg.policy.control_hz = 10.0
+    # one_leg acts in absolute poses (its 6D rotation has no mapping yet; this test is about inputs)
+    cfg.action = ActionMapping(mode="absolute_pose", position_slice="ee_pos", gripper_slice="gripper")
     cfg.policy.obs = [ObsSource(name, "task_state") for name in PROPRIO]
     for i, part in enumerate(layout.published()):
         cfg.policy.obs += [ObsSource(f"{part}_pos", "part_poses", "position", index=i),
