@@ -28,7 +28,6 @@ from dppo_robot.bench.configs import get_config
 from dppo_robot.bench.machine_floor import OtherLoad, cpu_model, torch_threads
 from dppo_robot.bench.step_cost import measure_step_cost
 from dppo_robot.envs.registry import default_task_config
-from dppo_robot.envs.vector_env import VectorEnv
 from dppo_robot.model.policy_factory import build_critic
 from dppo_robot.rl.ppo_update import PPOConfig, build_optimizers, ppo_update
 from dppo_robot.rl.returns import RunningRewardScaler
@@ -38,29 +37,9 @@ DEFAULT_OUT = Path("reports/bench/train.json")
 
 
 def collector_rate(task: str, n_envs: int, n_workers: int, chunks: int, seed: int = 0) -> dict:
-    """Env steps/s of a VectorEnv stepping random chunks (after a warm-up step)."""
-    cfg = default_task_config(task)
-    rng = np.random.default_rng(seed)
-    with VectorEnv(cfg, n_envs, n_workers) as venv:
-        venv.reset()
-        da = venv.single_action_space.shape[-1]
-        venv.step(rng.uniform(-1, 1, (n_envs, cfg.act_steps, da)).astype(np.float32))
-        steps, other = 0, OtherLoad()
-        t0 = time.perf_counter()
-        for _ in range(chunks):
-            _, _, _, _, infos = venv.step(rng.uniform(-1, 1, (n_envs, cfg.act_steps, da)).astype(np.float32))
-            steps += sum(int(i.get("steps", cfg.act_steps)) for i in infos)
-        dt = time.perf_counter() - t0
-    return {
-        "kind": "collector",
-        "task": task,
-        "n_envs": n_envs,
-        "workers": n_workers,
-        "env_steps": steps,
-        "seconds": round(dt, 3),
-        "env_steps_per_s": round(steps / dt, 1),
-        "other_load_cores": other.cores(),
-    }
+    """Env steps/s of the process-pool collector (VectorEnv; 0 workers: in-process) stepping random chunks."""
+    row = collector_backend_rate(task, n_envs, n_workers, chunks, "process", seed=seed)
+    return {"kind": "collector", **{k: v for k, v in row.items() if k not in ("kind", "backend")}}
 
 
 def collector_backend_rate(

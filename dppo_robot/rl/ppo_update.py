@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import nn
 
 from dppo_robot.model.diffusion import DiffusionPolicy
+from dppo_robot.rl.critic_warmup import CriticWarmup, explained_variance
 from dppo_robot.rl.dppo_loss import dppo_backward, dppo_loss
 from dppo_robot.rl.gaussian_ppo_loss import gaussian_ppo_loss
 from dppo_robot.rl.lr_schedule import CosineWarmupSchedule
@@ -113,8 +113,6 @@ class PPOConfig:
             raise ValueError("clip_ploss_coef and clip_ploss_coef_base must be > 0")
         if self.n_critic_warmup_itr < 0:
             raise ValueError("n_critic_warmup_itr must be >= 0")
-        from dppo_robot.rl.critic_warmup import CriticWarmup
-
         CriticWarmup(self.n_critic_warmup_itr, self.critic_warmup_ev_threshold, self.max_critic_warmup_itr)
         if self.reward_horizon is not None and self.reward_horizon < 1:
             raise ValueError("reward_horizon must be >= 1 (or null for Ta)")
@@ -316,16 +314,13 @@ def ppo_update(
         if stopped:
             break
     out = {k: v / n_mb for k, v in sums.items()}
-    y_pred = buffer.values.flatten().cpu().numpy()
-    y_true = buffer.returns.flatten().cpu().numpy()
-    var_y = np.var(y_true)
     out.update(
         approx_kl_last=last_kl,
         n_minibatches=float(n_mb),
         epochs=float(epochs),
         early_stopped=float(stopped),
         actor_updated=float(actor_step),
-        explained_variance=float("nan") if var_y == 0 else float(1 - np.var(y_true - y_pred) / var_y),
+        explained_variance=explained_variance(buffer.values.cpu().numpy(), buffer.returns.cpu().numpy()),
         actor_lr=optimizers.actor.param_groups[0]["lr"],
         critic_lr=optimizers.critic.param_groups[0]["lr"],
     )

@@ -83,12 +83,17 @@ class _FrameTap(gym.Wrapper):
         self.t = 0
         self.success = False
 
+    def finish(self) -> None:
+        """Grab the last step when the episode was ended outside the env (a step limit of the caller)."""
+        if self.frames[-1].step != self.t:
+            self._grab(f"step {self.t}: end ({'success' if self.success else 'stopped'})")
+
+    def phase_name(self, phase: int) -> str:
+        return self.phase_names[phase] if phase < len(self.phase_names) else f"phase {phase}"
+
     def _grab(self, caption: str) -> None:
         self._renderer.update_scene(self._d, camera=self._cam)
         self.frames.append(Keyframe(self.t, self.phase, caption, _png(self._renderer.render())))
-
-    def _name(self, phase: int) -> str:
-        return self.phase_names[phase] if phase < len(self.phase_names) else f"phase {phase}"
 
     def reset(self, **kwargs):
         out = self.env.reset(**kwargs)
@@ -103,7 +108,7 @@ class _FrameTap(gym.Wrapper):
         self.success = self.success or bool(info.get("success", False))
         if phase > self.phase:
             self.phase = phase
-            self._grab(f"step {self.t}: {self._name(phase)}")
+            self._grab(f"step {self.t}: {self.phase_name(phase)}")
         elif terminated or truncated:
             self._grab(f"step {self.t}: end ({'success' if self.success else 'stopped'})")
         return obs, reward, terminated, truncated, info
@@ -169,8 +174,7 @@ def record_rollouts(
                 obs, _, terminated, truncated, _ = env.step(chunk)
                 if terminated or truncated:
                     break
-            if tap.frames[-1].step != tap.t:  # ended by the step limit here, not by the env
-                tap._grab(f"step {tap.t}: end ({'success' if tap.success else 'stopped'})")
+            tap.finish()  # ended by the step limit here, not by the env
             out.append(
                 Rollout(
                     arm=f"{bid.name} / {setting}",
@@ -178,7 +182,7 @@ def record_rollouts(
                     seed=seed,
                     success=tap.success,
                     phase_reached=tap.phase,
-                    phase_name=tap._name(tap.phase),
+                    phase_name=tap.phase_name(tap.phase),
                     steps=tap.t,
                     frames=list(tap.frames),
                 )
