@@ -41,9 +41,13 @@ class CriticWarmup:
         if self.min_itr < 0:
             raise ValueError("critic warm-up: n_critic_warmup_itr must be >= 0")
         if self.ev_threshold is not None and not (math.isfinite(self.ev_threshold) and self.ev_threshold < 1):
-            raise ValueError(f"critic warm-up: ev_threshold must be finite and < 1, got {self.ev_threshold}")
+            raise ValueError(
+                f"critic warm-up: critic_warmup_ev_threshold must be finite and < 1, got {self.ev_threshold}"
+            )
         if self.max_itr is not None and self.max_itr < self.min_itr:
-            raise ValueError(f"critic warm-up: max_itr {self.max_itr} must be >= n_critic_warmup_itr {self.min_itr}")
+            raise ValueError(
+                f"critic warm-up: max_critic_warmup_itr {self.max_itr} must be >= n_critic_warmup_itr {self.min_itr}"
+            )
 
     def actor_active(self, itr: int, ev: float) -> bool:
         """Whether iteration itr (0-based) updates the actor, given the critic's explained variance on its data."""
